@@ -140,13 +140,22 @@ func LooksLikeClientSecret(s string) bool {
 // ClientSecret holds a client secret in plain text. Every way of printing or
 // serialising it (fmt verbs, JSON, text, slog) yields "[REDACTED]"; only
 // Reveal returns the value. The zero value is an empty secret.
+//
+// The value sits behind a pointer: when fmt cannot call Format (a bad verb
+// on an enclosing pointer, where it prints fields by reflection), it then
+// shows an address, not the secret.
 type ClientSecret struct {
-	value string
+	value *secretValue
 }
+
+type secretValue struct{ s string }
 
 // NewClientSecret wraps a secret value, for example one presented by a client.
 func NewClientSecret(value string) ClientSecret {
-	return ClientSecret{value: value}
+	if value == "" {
+		return ClientSecret{}
+	}
+	return ClientSecret{value: &secretValue{s: value}}
 }
 
 // GenerateClientSecret returns a new client secret for env: "ecds_stg_" or
@@ -161,15 +170,20 @@ func GenerateClientSecret(env string) (ClientSecret, error) {
 	if _, err := rand.Read(buf); err != nil {
 		return ClientSecret{}, fmt.Errorf("oauth: generate client secret: %w", err)
 	}
-	return ClientSecret{value: prefix + base64.RawURLEncoding.EncodeToString(buf)}, nil
+	return NewClientSecret(prefix + base64.RawURLEncoding.EncodeToString(buf)), nil
 }
 
 // Reveal returns the secret in plain text. Call it only to show the secret
 // once to its owner or to hash it.
-func (s ClientSecret) Reveal() string { return s.value }
+func (s ClientSecret) Reveal() string {
+	if s.value == nil {
+		return ""
+	}
+	return s.value.s
+}
 
 // IsZero reports whether the secret is empty.
-func (s ClientSecret) IsZero() bool { return s.value == "" }
+func (s ClientSecret) IsZero() bool { return s.value == nil || s.value.s == "" }
 
 // String returns "[REDACTED]".
 func (s ClientSecret) String() string { return redacted }
@@ -194,8 +208,11 @@ func (s ClientSecret) LogValue() slog.Value { return slog.StringValue(redacted) 
 // so a fast keyed hash is enough; a slow password hash would only cost the
 // token endpoint. A Hasher is safe for concurrent use.
 type Hasher struct {
-	pepper []byte
+	// The pepper sits behind a pointer so that no fmt path prints it.
+	key *pepperKey
 }
+
+type pepperKey struct{ pepper []byte }
 
 // NewHasher returns a Hasher keyed with pepper. It refuses a pepper shorter
 // than MinPepperLen (32) bytes. The pepper is copied.
@@ -203,12 +220,24 @@ func NewHasher(pepper []byte) (*Hasher, error) {
 	if len(pepper) < MinPepperLen {
 		return nil, ErrShortPepper
 	}
-	return &Hasher{pepper: append([]byte(nil), pepper...)}, nil
+	return &Hasher{key: &pepperKey{pepper: append([]byte(nil), pepper...)}}, nil
 }
+
+// String returns a description without the pepper.
+func (h Hasher) String() string { return "oauth.Hasher{pepper:" + redacted + "}" }
+
+// GoString returns a description without the pepper.
+func (h Hasher) GoString() string { return h.String() }
+
+// Format writes a description without the pepper, for every verb.
+func (h Hasher) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(h.String())) }
+
+// LogValue logs the Hasher without the pepper.
+func (h Hasher) LogValue() slog.Value { return slog.StringValue(h.String()) }
 
 // Hash returns HMAC-SHA256(pepper, secret), 32 bytes, the value to store.
 func (h *Hasher) Hash(secret string) []byte {
-	m := hmac.New(sha256.New, h.pepper)
+	m := hmac.New(sha256.New, h.key.pepper)
 	m.Write([]byte(secret))
 	return m.Sum(nil)
 }
