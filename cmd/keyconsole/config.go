@@ -1,0 +1,355 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// config is everything keyconsole reads from its environment, read once here.
+type config struct {
+	Env             string
+	HTTPAddr        string
+	BaseURL         string
+	DataDir         string
+	DatabaseURL     string
+	SessionKeys     []string
+	sessionKeysSet  bool
+	KMSProvider     string
+	KMSKeyID        string
+	KMSRegion       string
+	KMSEndpoint     string
+	LocalMasterKey  string
+	AllowLocalKMS   bool
+	Providers       []providerConfig
+	Operators       []string
+	SFTPAddr        string
+	WebhookCIDRs    []netip.Prefix
+	IdleTimeout     time.Duration
+	AbsoluteTimeout time.Duration
+	LogFormat       string
+	LogLevel        string
+	MetricsAddr     string
+	MetricsToken    string
+	InsecureCookies bool
+	AuditRetention  time.Duration
+}
+
+// providerConfig is one OIDC provider.
+type providerConfig struct {
+	ID, Kind, Label, Issuer, ClientID string
+	ClientSecret                      string
+	Scopes                            []string
+	GroupsClaim, AllowedDomain        string
+}
+
+func (c *config) production() bool { return c.Env == "production" }
+
+// configError names the variable at fault and why.
+type configError struct {
+	Var    string
+	Reason string
+}
+
+func (e configError) Error() string { return e.Var + ": " + e.Reason }
+
+// configErrors is every problem found, so an operator fixes them in one pass.
+type configErrors []configError
+
+func (e configErrors) Error() string {
+	parts := make([]string, len(e))
+	for i, ce := range e {
+		parts[i] = ce.Error()
+	}
+	return strings.Join(parts, "\n")
+}
+
+// env looks a variable up, telling unset from empty.
+type env func(string) (string, bool)
+
+func (g env) str(name, def string) string {
+	if v, _ := g(name); strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
+func (g env) get(name string) string {
+	v, _ := g(name)
+	return v
+}
+
+// loadConfig reads and validates the environment. dev selects the defaults of
+// `keyconsole dev` (built-in sign-in provider).
+func loadConfig(lookupEnv func(string) (string, bool), dev bool) (*config, error) {
+	g := env(lookupEnv)
+	getenv := g.get
+	var errs configErrors
+	bad := func(v, reason string) { errs = append(errs, configError{v, reason}) }
+
+	c := &config{
+		Env:         g.str("KEYCONSOLE_ENV", "development"),
+		HTTPAddr:    g.str("KEYCONSOLE_HTTP_ADDR", "127.0.0.1:8080"),
+		DataDir:     g.str("KEYCONSOLE_DATA_DIR", "./data"),
+		KMSProvider: g.str("KEYCONSOLE_KMS_PROVIDER", "local"),
+		KMSKeyID:    g.str("KEYCONSOLE_KMS_KEY_ID", ""),
+		KMSRegion:   g.str("KEYCONSOLE_KMS_REGION", ""),
+		KMSEndpoint: g.str("KEYCONSOLE_KMS_ENDPOINT", ""),
+		LogFormat:   g.str("KEYCONSOLE_LOG_FORMAT", ""),
+		LogLevel:    g.str("KEYCONSOLE_LOG_LEVEL", "info"),
+		MetricsAddr: g.str("KEYCONSOLE_METRICS_ADDR", ""),
+	}
+	c.MetricsToken = strings.TrimSpace(getenv("KEYCONSOLE_METRICS_TOKEN"))
+	if c.Env != "development" && c.Env != "production" {
+		bad("KEYCONSOLE_ENV", fmt.Sprintf("must be development or production, not %q", c.Env))
+	}
+	if dev && c.production() {
+		bad("KEYCONSOLE_ENV", "`keyconsole dev` runs a built-in sign-in provider with seeded users and refuses to start in production")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("KEYCONSOLE_HTTP_ADDR", "must be host:port, e.g. 127.0.0.1:8080")
+	}
+	if abs, err := filepath.Abs(c.DataDir); err == nil {
+		c.DataDir = abs
+	}
+	c.BaseURL = strings.TrimRight(g.str("KEYCONSOLE_BASE_URL", ""), "/")
+	if c.BaseURL == "" {
+		host, port, _ := net.SplitHostPort(c.HTTPAddr)
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		c.BaseURL = "http://" + net.JoinHostPort(host, port)
+	}
+	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || (u.Path != "" && u.Path != "/") {
+		bad("KEYCONSOLE_BASE_URL", "must be an absolute http(s) URL without path or query, e.g. https://keys.example.gov")
+	} else if c.production() && u.Scheme != "https" {
+		bad("KEYCONSOLE_BASE_URL", "must use https in production (session cookies are Secure-only)")
+	}
+	c.DatabaseURL = g.str("KEYCONSOLE_DATABASE_URL", filepath.Join(c.DataDir, "keyconsole.db"))
+	if strings.Contains(c.DatabaseURL, "://") && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite://") {
+		bad("KEYCONSOLE_DATABASE_URL", "must start with postgres://, sqlite:// or be a file path")
+	}
+
+	if raw := strings.TrimSpace(getenv("KEYCONSOLE_SESSION_KEYS")); raw != "" {
+		c.sessionKeysSet = true
+		for i, k := range strings.Split(raw, ",") {
+			k = strings.TrimSpace(k)
+			if len(k) < 32 {
+				bad("KEYCONSOLE_SESSION_KEYS", fmt.Sprintf("key %d is %d characters; each key needs at least 32 (use `openssl rand -base64 48`)", i+1, len(k)))
+				continue
+			}
+			c.SessionKeys = append(c.SessionKeys, k)
+		}
+	} else if c.production() {
+		bad("KEYCONSOLE_SESSION_KEYS", "required in production: comma-separated keys of at least 32 characters, newest first")
+	}
+	c.InsecureCookies = strings.HasPrefix(c.BaseURL, "http://")
+	if c.production() && c.InsecureCookies {
+		bad("KEYCONSOLE_BASE_URL", "an http:// base URL would need non-Secure cookies, which production refuses")
+	}
+
+	switch c.KMSProvider {
+	case "local":
+		c.LocalMasterKey = g.str("KEYCONSOLE_LOCAL_MASTER_KEY_FILE", "")
+		c.AllowLocalKMS = g.str("KEYCONSOLE_KMS_ALLOW_LOCAL", "") == "true"
+		if c.production() {
+			if !c.AllowLocalKMS {
+				bad("KEYCONSOLE_KMS_PROVIDER", "local master keys are refused in production unless KEYCONSOLE_KMS_ALLOW_LOCAL=true says so explicitly (use aws)")
+			}
+			if c.LocalMasterKey == "" {
+				bad("KEYCONSOLE_LOCAL_MASTER_KEY_FILE", "required in production with the local provider (it is never generated there)")
+			}
+		}
+		if c.LocalMasterKey == "" {
+			c.LocalMasterKey = filepath.Join(c.DataDir, "master.key")
+		}
+	case "aws":
+		if c.KMSKeyID == "" {
+			bad("KEYCONSOLE_KMS_KEY_ID", "required with KEYCONSOLE_KMS_PROVIDER=aws (key id, ARN or alias/NAME)")
+		}
+		if c.KMSEndpoint != "" {
+			if u, err := url.Parse(c.KMSEndpoint); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+				bad("KEYCONSOLE_KMS_ENDPOINT", "must be an absolute URL")
+			} else if c.production() && u.Scheme != "https" {
+				bad("KEYCONSOLE_KMS_ENDPOINT", "must use https in production")
+			}
+		}
+	default:
+		bad("KEYCONSOLE_KMS_PROVIDER", fmt.Sprintf("must be local or aws, not %q", c.KMSProvider))
+	}
+
+	ids := strings.FieldsFunc(getenv("KEYCONSOLE_OIDC_PROVIDERS"), func(r rune) bool { return r == ',' || r == ' ' })
+	seen := map[string]bool{}
+	for _, id := range ids {
+		id = strings.ToLower(strings.TrimSpace(id))
+		if id == "dev" {
+			bad("KEYCONSOLE_OIDC_PROVIDERS", "the id dev is reserved for the built-in development provider")
+			continue
+		}
+		if !validProviderID(id) || seen[id] {
+			bad("KEYCONSOLE_OIDC_PROVIDERS", fmt.Sprintf("provider id %q must be unique lowercase letters, digits or _", id))
+			continue
+		}
+		seen[id] = true
+		c.Providers = append(c.Providers, loadProvider(g, id, &errs))
+	}
+	if len(c.Providers) == 0 && !dev {
+		bad("KEYCONSOLE_OIDC_PROVIDERS", "no sign-in provider configured: name at least one (e.g. okta) and set KEYCONSOLE_OIDC_<ID>_ISSUER, _CLIENT_ID, _CLIENT_SECRET and _KIND; `keyconsole dev` offers a built-in one for development")
+	}
+	for _, op := range strings.Split(getenv("KEYCONSOLE_OPERATORS"), ",") {
+		op = strings.ToLower(strings.TrimSpace(op))
+		if op == "" {
+			continue
+		}
+		if p, e, ok := strings.Cut(op, ":"); !ok || p == "" || !strings.Contains(e, "@") {
+			bad("KEYCONSOLE_OPERATORS", fmt.Sprintf("entry %q must be provider:email", op))
+			continue
+		}
+		c.Operators = append(c.Operators, op)
+	}
+
+	c.SFTPAddr = "127.0.0.1:2222"
+	if v, ok := lookupEnv("KEYCONSOLE_SFTP_ADDR"); ok {
+		c.SFTPAddr = strings.TrimSpace(v)
+	}
+	if c.SFTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.SFTPAddr); err != nil {
+			bad("KEYCONSOLE_SFTP_ADDR", "must be host:port, or empty to disable SFTP")
+		}
+	}
+	for _, s := range strings.Split(getenv("KEYCONSOLE_WEBHOOK_ALLOWED_CIDRS"), ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			bad("KEYCONSOLE_WEBHOOK_ALLOWED_CIDRS", fmt.Sprintf("%q is not a CIDR prefix", s))
+			continue
+		}
+		if c.production() && !isPrivateRange(p) {
+			bad("KEYCONSOLE_WEBHOOK_ALLOWED_CIDRS", fmt.Sprintf("%s is not a private, loopback or link-local range; the allowlist only re-opens refused ranges and public ranges need no allowlist", p))
+			continue
+		}
+		c.WebhookCIDRs = append(c.WebhookCIDRs, p.Masked())
+	}
+	c.IdleTimeout = durationVar(g, "KEYCONSOLE_SESSION_IDLE_TIMEOUT", 30*time.Minute, &errs)
+	c.AbsoluteTimeout = durationVar(g, "KEYCONSOLE_SESSION_ABSOLUTE_TIMEOUT", 12*time.Hour, &errs)
+	if c.IdleTimeout > c.AbsoluteTimeout {
+		bad("KEYCONSOLE_SESSION_IDLE_TIMEOUT", "must not exceed the absolute timeout")
+	}
+	if c.production() && c.IdleTimeout > 30*time.Minute {
+		bad("KEYCONSOLE_SESSION_IDLE_TIMEOUT", "CJIS requires a session lock after at most 30 minutes of inactivity")
+	}
+	c.AuditRetention = durationVar(g, "KEYCONSOLE_AUDIT_RETENTION", 366*24*time.Hour, &errs)
+	if c.AuditRetention < 365*24*time.Hour {
+		bad("KEYCONSOLE_AUDIT_RETENTION", "must be at least one year (8760h)")
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "json"
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("KEYCONSOLE_LOG_FORMAT", "must be json or text")
+	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < 32 {
+		bad("KEYCONSOLE_METRICS_TOKEN", "must be at least 32 characters")
+	}
+	if len(errs) > 0 {
+		return c, errs
+	}
+	return c, nil
+}
+
+func durationVar(g env, name string, def time.Duration, errs *configErrors) time.Duration {
+	v := g.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		*errs = append(*errs, configError{name, fmt.Sprintf("%q is not a positive duration such as 30m or 12h", v)})
+		return def
+	}
+	return d
+}
+
+func validProviderID(id string) bool {
+	if id == "" || len(id) > 32 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func loadProvider(g env, id string, errs *configErrors) providerConfig {
+	pfx := "KEYCONSOLE_OIDC_" + strings.ToUpper(id) + "_"
+	bad := func(v, reason string) { *errs = append(*errs, configError{pfx + v, reason}) }
+	p := providerConfig{
+		ID:            id,
+		Kind:          strings.ToLower(g.str(pfx+"KIND", "generic")),
+		Label:         g.str(pfx+"LABEL", id),
+		Issuer:        g.str(pfx+"ISSUER", ""),
+		ClientID:      g.str(pfx+"CLIENT_ID", ""),
+		ClientSecret:  g.str(pfx+"CLIENT_SECRET", ""),
+		GroupsClaim:   g.str(pfx+"GROUPS_CLAIM", "groups"),
+		AllowedDomain: strings.ToLower(g.str(pfx+"ALLOWED_DOMAIN", "")),
+	}
+	switch p.Kind {
+	case "azure", "okta", "google", "generic":
+	default:
+		bad("KIND", fmt.Sprintf("must be azure, okta, google or generic, not %q", p.Kind))
+	}
+	if u, err := url.Parse(p.Issuer); p.Issuer == "" || err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
+		bad("ISSUER", "must be the provider's https issuer URL (exactly as in its discovery document)")
+	}
+	if p.ClientID == "" {
+		bad("CLIENT_ID", "required")
+	}
+	if p.ClientSecret == "" {
+		bad("CLIENT_SECRET", "required (from the environment, never a flag)")
+	}
+	scopes := g.str(pfx+"SCOPES", "")
+	if scopes == "" {
+		scopes = "openid email profile"
+		if p.Kind == "okta" {
+			scopes += " groups"
+		}
+	}
+	p.Scopes = strings.Fields(scopes)
+	hasOpenID := false
+	for _, s := range p.Scopes {
+		hasOpenID = hasOpenID || s == "openid"
+	}
+	if !hasOpenID {
+		bad("SCOPES", "must include openid")
+	}
+	if p.Kind == "google" && p.AllowedDomain == "" {
+		bad("ALLOWED_DOMAIN", "required for google: the agency's Google Workspace domain, checked against the hd claim")
+	}
+	if p.Kind == "azure" && strings.Contains(p.Issuer, "/common/") {
+		bad("ISSUER", "use the tenant-specific v2.0 issuer (https://login.microsoftonline.com/<tenant-id>/v2.0), not /common")
+	}
+	return p
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.IsLoopback()
+}
+
+func isPrivateRange(p netip.Prefix) bool {
+	a := p.Addr().Unmap()
+	return a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() ||
+		netip.MustParsePrefix("100.64.0.0/10").Contains(a) && p.Bits() >= 10
+}

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"fmt"
+	"io"
+)
+
+func cmdConfig(args []string, lookupEnv func(string) (string, bool), stdout io.Writer) error {
+	if len(args) != 1 || args[0] != "check" {
+		return usageError{"usage: keyconsole config check"}
+	}
+	dev := false
+	if v, _ := lookupEnv("KEYCONSOLE_CONFIG_CHECK_DEV"); v == "true" {
+		dev = true
+	}
+	cfg, err := loadConfig(lookupEnv, dev)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "configuration is valid (%s)\n", cfg.Env)
+	fmt.Fprintf(stdout, "  http:      %s (base URL %s)\n", cfg.HTTPAddr, cfg.BaseURL)
+	fmt.Fprintf(stdout, "  data dir:  %s\n", cfg.DataDir)
+	fmt.Fprintf(stdout, "  database:  %s\n", redactDSN(cfg.DatabaseURL))
+	fmt.Fprintf(stdout, "  kms:       %s\n", cfg.KMSProvider)
+	sftp := cfg.SFTPAddr
+	if sftp == "" {
+		sftp = "disabled"
+	}
+	fmt.Fprintf(stdout, "  sftp:      %s\n", sftp)
+	for _, p := range cfg.Providers {
+		fmt.Fprintf(stdout, "  provider:  %s (%s) %s\n", p.ID, p.Kind, p.Issuer)
+	}
+	return nil
+}

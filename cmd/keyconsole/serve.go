@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"keyconsole/handlers"
+	"keyconsole/services/auth"
+	"keyconsole/web"
+	"keyconsole/web/devidp"
+)
+
+// runtime is the running console: the core app plus what features add.
+type runtime struct {
+	*app
+	dev        bool
+	auth       *auth.Service
+	handler    *handlers.Handler
+	mounts     []func(e *echo.Echo, r *web.Router)
+	ready      []web.ReadyCheck
+	mappers    []web.StatusMapper
+	tiles      []handlers.TileSource
+	background []func(ctx context.Context) error
+	shutdown   []func(ctx context.Context)
+}
+
+// feature wires one part of the console into the runtime.
+type feature func(ctx context.Context, rt *runtime) error
+
+// features is every optional part of the console, in start order.
+var features = []feature{}
+
+func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer, dev bool) error {
+	if len(args) > 0 {
+		return usageError{"serve and dev take no arguments; configure them with KEYCONSOLE_* variables"}
+	}
+	start := time.Now()
+	cfg, err := loadConfig(lookupEnv, dev)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	if !cfg.sessionKeysSet {
+		k, err := loadOrCreateSecretFile(filepath.Join(cfg.DataDir, "session.key"), !cfg.production())
+		if err != nil {
+			return fmt.Errorf("KEYCONSOLE_SESSION_KEYS: no keys set and the development key file could not be used: %w", err)
+		}
+		cfg.SessionKeys = []string{k}
+	}
+	a, err := openApp(ctx, cfg, log, true)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if dev {
+		if err := seedDev(ctx, a); err != nil {
+			return fmt.Errorf("seed development data: %w", err)
+		}
+	}
+	rt := &runtime{app: a, dev: dev, auth: a.authService()}
+
+	var providers []*web.OIDCProvider
+	for _, p := range cfg.Providers {
+		providers = append(providers, &web.OIDCProvider{
+			Info:   auth.ProviderInfo{ID: p.ID, Kind: p.Kind, Label: p.Label, GroupsClaim: p.GroupsClaim, AllowedDomain: p.AllowedDomain},
+			Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret, Scopes: p.Scopes,
+			HTTPClient: &http.Client{Timeout: 15 * time.Second},
+		})
+	}
+	if dev {
+		idp, prov, err := devProvider(cfg)
+		if err != nil {
+			return err
+		}
+		providers = append([]*web.OIDCProvider{prov}, providers...)
+		rt.mounts = append(rt.mounts, func(e *echo.Echo, _ *web.Router) { idp.Mount(e, "/dev/oidc") })
+	}
+	rt.handler = handlers.New(handlers.Deps{
+		Logger: log, Auth: rt.auth, Agencies: a.agencySv, Users: a.users, Audit: a.audits,
+		Providers: web.ProviderChoices(providers), Clock: a.clock,
+	})
+	rt.ready = append(rt.ready, web.ReadyCheck{Name: "database", Check: a.db.Ping})
+	for _, f := range features {
+		if err := f(ctx, rt); err != nil {
+			return err
+		}
+	}
+	rt.handler.Tiles = append(rt.handler.Tiles, rt.tiles...)
+	srv, err := web.New(web.Config{BaseURL: cfg.BaseURL, Production: cfg.production(), SessionKeys: cfg.SessionKeys, Providers: providers},
+		web.Deps{Logger: log, Auth: rt.auth, Handlers: rt.handler, Ready: rt.ready, Mount: rt.mounts, ErrorMappers: rt.mappers})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("KEYCONSOLE_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	hs := &http.Server{Handler: srv.Echo, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1+len(rt.background))
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	for _, b := range rt.background {
+		go func() {
+			if err := b(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- err
+			}
+		}()
+	}
+	log.Info("keyconsole started", "env", cfg.Env, "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "startup_ms", time.Since(start).Milliseconds())
+	if dev {
+		fmt.Fprintf(stdout, "\nkeyconsole is running. Open %s/ and sign in with the built-in development provider.\n", cfg.BaseURL)
+		fmt.Fprintf(stdout, "Seeded: agency Demo County (demo-county) with an admin, a reviewer and a viewer, and a platform operator.\nPress Ctrl-C to stop.\n\n")
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	cancel()
+	shutCtx, shutCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer shutCancel()
+	for _, s := range rt.shutdown {
+		s(shutCtx)
+	}
+	_ = hs.Shutdown(shutCtx)
+	log.Info("keyconsole stopped")
+	return runErr
+}
+
+// devProvider builds the built-in development IdP and the console's client of it.
+func devProvider(cfg *config) (*devidp.Provider, *web.OIDCProvider, error) {
+	secret, err := randomToken(32)
+	if err != nil {
+		return nil, nil, err
+	}
+	issuer := cfg.BaseURL + "/dev/oidc"
+	idp, err := devidp.New(issuer, "keyconsole-dev", secret, cfg.BaseURL+"/auth/callback/dev", devUsers())
+	if err != nil {
+		return nil, nil, err
+	}
+	prov := &web.OIDCProvider{
+		Info:   auth.ProviderInfo{ID: "dev", Kind: auth.KindDev, Label: "Development sign-in", GroupsClaim: "groups"},
+		Issuer: issuer, ClientID: "keyconsole-dev", ClientSecret: secret, Scopes: []string{"openid", "email", "profile", "groups"},
+		HTTPClient: &http.Client{Timeout: 10 * time.Second},
+	}
+	return idp, prov, nil
+}

@@ -1,0 +1,112 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/labstack/echo/v4"
+
+	"keyconsole/models"
+	"keyconsole/services/agencies"
+	"keyconsole/services/auth"
+	"keyconsole/views"
+)
+
+// Deps are the services the handlers call.
+type Deps struct {
+	Logger    *slog.Logger
+	Auth      *auth.Service
+	Agencies  *agencies.Service
+	Users     *models.UserStore
+	Audit     *models.AuditStore
+	Flash     Flasher
+	Providers []views.ProviderChoice
+	Clock     func() time.Time
+	// Tiles add summary figures to the agency dashboard, one source per feature.
+	Tiles []TileSource
+}
+
+// TileSource returns dashboard figures for an agency.
+type TileSource func(ctx context.Context, s Scope) ([]views.DashboardTile, error)
+
+// Handler serves every console page.
+type Handler struct {
+	Deps
+}
+
+// New returns the handler set.
+func New(d Deps) *Handler {
+	if d.Clock == nil {
+		d.Clock = time.Now
+	}
+	return &Handler{Deps: d}
+}
+
+// Render writes a templ component with a status, rendering into a buffer first
+// so a failed render still becomes a clean error page.
+func Render(c echo.Context, status int, t templ.Component) error {
+	var buf bytes.Buffer
+	if err := t.Render(c.Request().Context(), &buf); err != nil {
+		return err
+	}
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// Page builds the layout model of the current request.
+func (h *Handler) Page(c echo.Context, title, nav string) views.Page {
+	p := views.Page{Title: title, Nav: nav, CSRF: CSRF(c), RequestID: c.Response().Header().Get(echo.HeaderXRequestID)}
+	if h.Flash != nil {
+		p.Flash = h.Flash.TakeFlash(c)
+	}
+	pr, ok := PrincipalOf(c)
+	if !ok {
+		return p
+	}
+	p.SignedIn = true
+	p.User = pr.User.Display()
+	p.IsOperator = pr.IsOperator()
+	if s, ok := ScopeOf(c); ok {
+		p.Agency = &views.AgencyRef{Slug: s.Agency.Slug, Name: s.Agency.Name}
+		p.Role = s.Role
+	}
+	if list, err := h.visibleAgencies(c, pr); err == nil {
+		p.Agencies = list
+	}
+	return p
+}
+
+func (h *Handler) visibleAgencies(c echo.Context, pr auth.Principal) ([]views.AgencyRef, error) {
+	ctx := c.Request().Context()
+	var list []models.Agency
+	var err error
+	if pr.IsOperator() {
+		list, err = h.Agencies.List(ctx)
+	} else {
+		list, err = h.Agencies.ByIDs(ctx, pr.AgencyIDs())
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]views.AgencyRef, 0, len(list))
+	for _, a := range list {
+		out = append(out, views.AgencyRef{Slug: a.Slug, Name: a.Name})
+	}
+	return out, nil
+}
+
+// Flashf sets a one-time message for the next page.
+func (h *Handler) Flashf(c echo.Context, kind, text string) {
+	if h.Flash != nil {
+		h.Flash.SetFlash(c, views.Flash{Kind: kind, Text: text})
+	}
+}
+
+// SeeOther redirects after a successful POST.
+func SeeOther(c echo.Context, path string) error { return c.Redirect(http.StatusSeeOther, path) }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

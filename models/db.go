@@ -1,0 +1,258 @@
+// Package models holds keyconsole's persistent records and the stores that read
+// and write them. It knows GORM and the standard library, nothing else.
+package models
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/pressly/goose/v3"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Dialect names the database engine behind a DB.
+type Dialect string
+
+// The supported dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// DBConfig says which database to open.
+type DBConfig struct {
+	// URL is "postgres://..." for PostgreSQL, or "sqlite://PATH" / a plain file path for SQLite.
+	URL string
+	// MaxOpenConns caps the pool (PostgreSQL); 0 keeps the default of 20.
+	MaxOpenConns int
+}
+
+// DB is an open database with its dialect and the write discipline it needs.
+type DB struct {
+	Gorm    *gorm.DB
+	Dialect Dialect
+	// writeMu serialises write transactions on SQLite, which has one writer.
+	writeMu *sync.Mutex
+}
+
+// ParseDatabaseURL returns the dialect and driver DSN for a database URL.
+func ParseDatabaseURL(raw string) (Dialect, string, error) {
+	switch {
+	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+		if _, err := url.Parse(raw); err != nil {
+			return "", "", fmt.Errorf("not a valid postgres URL")
+		}
+		return Postgres, raw, nil
+	case strings.HasPrefix(raw, "sqlite://"):
+		p := strings.TrimPrefix(raw, "sqlite://")
+		if p == "" {
+			return "", "", fmt.Errorf("sqlite:// needs a file path")
+		}
+		return SQLite, p, nil
+	case strings.Contains(raw, "://"):
+		return "", "", fmt.Errorf("unsupported database scheme (use postgres://, sqlite:// or a file path)")
+	case raw == "":
+		return "", "", fmt.Errorf("empty database URL")
+	default:
+		return SQLite, raw, nil
+	}
+}
+
+// Open connects to the database named by cfg. It does not migrate.
+func Open(ctx context.Context, cfg DBConfig) (*DB, error) {
+	dialect, dsn, err := ParseDatabaseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("models: open: %w", err)
+	}
+	gcfg := &gorm.Config{
+		Logger:                 logger.Discard,
+		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		SkipDefaultTransaction: true,
+		TranslateError:         true,
+	}
+	var g *gorm.DB
+	switch dialect {
+	case SQLite:
+		if dir := filepath.Dir(dsn); dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("models: open: create database directory: %w", err)
+			}
+		}
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Set("_txlock", "immediate")
+		q.Set("_time_format", "sqlite")
+		g, err = gorm.Open(sqlite.Open("file:"+dsn+"?"+q.Encode()), gcfg)
+	case Postgres:
+		g, err = gorm.Open(postgres.Open(dsn), gcfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("models: open %s: %w", dialect, err)
+	}
+	sqlDB, err := g.DB()
+	if err != nil {
+		return nil, fmt.Errorf("models: open: %w", err)
+	}
+	max := cfg.MaxOpenConns
+	if max == 0 {
+		max = 20
+	}
+	sqlDB.SetMaxOpenConns(max)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := sqlDB.PingContext(pingCtx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("models: connect %s: %w", dialect, err)
+	}
+	return &DB{Gorm: g, Dialect: dialect, writeMu: &sync.Mutex{}}, nil
+}
+
+// SQL returns the underlying database handle.
+func (db *DB) SQL() *sql.DB {
+	s, _ := db.Gorm.DB()
+	return s
+}
+
+// Close closes the connection pool.
+func (db *DB) Close() error { return db.SQL().Close() }
+
+// Ping checks the database answers, for readiness probes.
+func (db *DB) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := db.SQL().PingContext(ctx); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+type txKey struct{}
+
+// Tx runs fn in one write transaction: every store call made with the context
+// fn receives joins it, so a change and its audit record commit together or not
+// at all. Nested calls join the outer transaction.
+func (db *DB) Tx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return fn(ctx)
+	}
+	if db.Dialect == SQLite {
+		db.writeMu.Lock()
+		defer db.writeMu.Unlock()
+	}
+	err := db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return fn(context.WithValue(ctx, txKey{}, tx))
+	})
+	return classify(err)
+}
+
+// Conn returns the transaction carried by ctx, or the pool bound to ctx.
+func (db *DB) Conn(ctx context.Context) *gorm.DB {
+	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return tx
+	}
+	return db.Gorm.WithContext(ctx)
+}
+
+// InTx reports whether ctx carries a write transaction.
+func InTx(ctx context.Context) bool {
+	_, ok := ctx.Value(txKey{}).(*gorm.DB)
+	return ok
+}
+
+// Classify maps driver errors to the package's sentinel errors.
+func Classify(err error) error { return classify(err) }
+
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return fmt.Errorf("%w", ErrNotFound)
+	}
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return fmt.Errorf("%w: %v", ErrConflict, err)
+	}
+	return err
+}
+
+func (db *DB) migrationFS() (fs.FS, goose.Dialect, error) {
+	switch db.Dialect {
+	case SQLite:
+		sub, err := fs.Sub(migrationsSQLite, "sqlite")
+		return sub, goose.DialectSQLite3, err
+	default:
+		sub, err := fs.Sub(migrationsPostgres, "postgres")
+		return sub, goose.DialectPostgres, err
+	}
+}
+
+func (db *DB) provider() (*goose.Provider, error) {
+	fsys, dialect, err := db.migrationFS()
+	if err != nil {
+		return nil, err
+	}
+	return goose.NewProvider(dialect, db.SQL(), fsys, goose.WithDisableGlobalRegistry(true))
+}
+
+// MigrationStatus is one migration and whether it has been applied.
+type MigrationStatus struct {
+	Version   int64
+	Name      string
+	Applied   bool
+	AppliedAt time.Time
+}
+
+// Migrate applies every pending migration and returns the versions applied.
+func (db *DB) Migrate(ctx context.Context) ([]int64, error) {
+	p, err := db.provider()
+	if err != nil {
+		return nil, fmt.Errorf("models: migrate: %w", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("models: migrate: %w", err)
+	}
+	var applied []int64
+	for _, r := range res {
+		applied = append(applied, r.Source.Version)
+	}
+	return applied, nil
+}
+
+// MigrationStatuses lists every known migration and whether it is applied.
+func (db *DB) MigrationStatuses(ctx context.Context) ([]MigrationStatus, error) {
+	p, err := db.provider()
+	if err != nil {
+		return nil, fmt.Errorf("models: migration status: %w", err)
+	}
+	st, err := p.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("models: migration status: %w", err)
+	}
+	out := make([]MigrationStatus, 0, len(st))
+	for _, s := range st {
+		out = append(out, MigrationStatus{
+			Version:   s.Source.Version,
+			Name:      filepath.Base(s.Source.Path),
+			Applied:   s.State == goose.StateApplied,
+			AppliedAt: s.AppliedAt,
+		})
+	}
+	return out, nil
+}

@@ -1,0 +1,8 @@
+package models
+
+import "keyconsole/migrations"
+
+var (
+	migrationsSQLite   = migrations.SQLite
+	migrationsPostgres = migrations.Postgres
+)

@@ -1,0 +1,410 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"keyconsole/models"
+	"keyconsole/services/audit"
+)
+
+// Session errors returned by Resolve.
+var (
+	// ErrNoSession means there is no live session for the token.
+	ErrNoSession = errors.New("auth: no session")
+	// ErrIdle means the session was idle longer than the idle timeout.
+	ErrIdle = errors.New("auth: session idle timeout")
+	// ErrExpired means the session outlived the absolute timeout.
+	ErrExpired = errors.New("auth: session expired")
+	// ErrDisabled means the user was disabled in the console.
+	ErrDisabled = errors.New("auth: user disabled")
+)
+
+// Config holds the session rules.
+type Config struct {
+	// Operators are platform operators as "provider:email" (lowercase).
+	Operators       []string
+	IdleTimeout     time.Duration
+	AbsoluteTimeout time.Duration
+	// RecentAuth is how recent a sign-in must be for sensitive actions.
+	RecentAuth time.Duration
+	Clock      func() time.Time
+}
+
+// Principal is the signed-in user of one request.
+type Principal struct {
+	SessionID       string
+	User            models.User
+	Provider        string
+	Roles           map[int64]string
+	CurrentAgencyID int64
+	AuthTime        time.Time
+	CreatedAt       time.Time
+}
+
+// IsOperator reports whether the principal is a platform operator.
+func (p Principal) IsOperator() bool { return p.User.IsOperator }
+
+// RoleIn returns the principal's role in an agency, or "" for none. Platform
+// operators can see every agency with the viewer role unless mapped higher.
+func (p Principal) RoleIn(agencyID int64) string {
+	if r := p.Roles[agencyID]; r != "" {
+		return r
+	}
+	if p.User.IsOperator {
+		return models.RoleViewer
+	}
+	return ""
+}
+
+// Actor is the principal as an audit actor.
+func (p Principal) Actor() audit.Actor {
+	return audit.Actor{Type: audit.ActorUser, ID: strconv.FormatInt(p.User.ID, 10), Name: p.User.Display()}
+}
+
+// AgencyIDs lists the agencies the principal has a mapped role in.
+func (p Principal) AgencyIDs() []int64 {
+	ids := make([]int64, 0, len(p.Roles))
+	for id := range p.Roles {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+// Service signs users in and keeps their sessions.
+type Service struct {
+	db       *models.DB
+	users    *models.UserStore
+	agencies *models.AgencyStore
+	sessions *models.SessionStore
+	audit    *audit.Recorder
+	cfg      Config
+}
+
+// NewService returns the sign-in service.
+func NewService(db *models.DB, users *models.UserStore, agencies *models.AgencyStore, sessions *models.SessionStore, rec *audit.Recorder, cfg Config) *Service {
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 30 * time.Minute
+	}
+	if cfg.AbsoluteTimeout == 0 {
+		cfg.AbsoluteTimeout = 12 * time.Hour
+	}
+	if cfg.RecentAuth == 0 {
+		cfg.RecentAuth = 10 * time.Minute
+	}
+	return &Service{db: db, users: users, agencies: agencies, sessions: sessions, audit: rec, cfg: cfg}
+}
+
+// Config returns the session rules in force.
+func (s *Service) Config() Config { return s.cfg }
+
+func (s *Service) now() time.Time { return s.cfg.Clock().UTC().Truncate(time.Microsecond) }
+
+// HashToken returns the stored id of a session token.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func newToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("auth: random: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func (s *Service) isOperator(provider, email string) bool {
+	if email == "" {
+		return false
+	}
+	want := strings.ToLower(provider + ":" + email)
+	for _, op := range s.cfg.Operators {
+		if op == want {
+			return true
+		}
+	}
+	return false
+}
+
+// SignIn provisions or updates the user behind verified claims, resolves their
+// agency roles from the group mappings, starts a new session and audits the
+// outcome. It returns the session token for the cookie.
+func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin audit.Origin) (Principal, string, error) {
+	now := s.now()
+	var (
+		pr    Principal
+		token string
+	)
+	var refusal *Refusal
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		u, err := s.users.ByIdentity(ctx, p.ID, c.Subject)
+		switch {
+		case errors.Is(err, models.ErrNotFound):
+			u = models.User{Provider: p.ID, Subject: c.Subject, CreatedAt: now}
+		case err != nil:
+			return err
+		}
+		u.Email, u.Name, u.UpdatedAt = c.Email, c.Name, now
+		u.IsOperator = (p.Kind == KindDev || c.EmailVerified || p.Kind == KindAzure || p.Kind == KindOkta || p.Kind == KindGeneric) && s.isOperator(p.ID, c.Email)
+		if u.ID == 0 {
+			if err := s.users.Create(ctx, &u); err != nil {
+				return err
+			}
+		}
+		if u.Disabled() {
+			refusal = &Refusal{RefusedDisabled, "Your account has been disabled in the console. Ask your agency administrator."}
+			return s.audit.Record(ctx, audit.Event{AgencyID: models.PlatformAgencyID, Actor: userActor(u), Action: audit.ActionSignInRefused,
+				TargetType: "user", TargetID: strconv.FormatInt(u.ID, 10), TargetName: u.Display(), Outcome: audit.OutcomeDenied, Reason: refusal.Code,
+				Origin: origin, Details: map[string]string{"provider": p.ID}})
+		}
+		maps, err := s.agencies.MappingsFor(ctx, p.ID, c.Groups)
+		if err != nil {
+			return err
+		}
+		roles := map[int64]string{}
+		for _, m := range maps {
+			if models.RoleRank(m.Role) > models.RoleRank(roles[m.AgencyID]) {
+				roles[m.AgencyID] = m.Role
+			}
+		}
+		if len(roles) == 0 && !u.IsOperator {
+			// Keep the user's record current but hold no roles and no session.
+			u.LastSignInAt = nil
+			if err := s.users.Save(ctx, &u); err != nil {
+				return err
+			}
+			if err := s.users.SetRoles(ctx, u.ID, nil, now); err != nil {
+				return err
+			}
+			refusal = &Refusal{RefusedNoAccess, "You signed in successfully, but none of your groups gives access to an agency in this console. Ask your agency administrator to map your group to a role."}
+			return s.audit.Record(ctx, audit.Event{AgencyID: models.PlatformAgencyID, Actor: userActor(u), Action: audit.ActionSignInRefused,
+				TargetType: "user", TargetID: strconv.FormatInt(u.ID, 10), TargetName: u.Display(), Outcome: audit.OutcomeDenied, Reason: refusal.Code,
+				Origin: origin, Details: map[string]string{"provider": p.ID, "groups": strconv.Itoa(len(c.Groups))}})
+		}
+		u.LastSignInAt = &now
+		if err := s.users.Save(ctx, &u); err != nil {
+			return err
+		}
+		if err := s.users.SetRoles(ctx, u.ID, roles, now); err != nil {
+			return err
+		}
+		token, err = newToken()
+		if err != nil {
+			return err
+		}
+		authTime := now
+		if !c.AuthTime.IsZero() && c.AuthTime.Before(now) {
+			authTime = c.AuthTime.UTC()
+		}
+		sess := models.Session{ID: HashToken(token), UserID: u.ID, Provider: p.ID, CreatedAt: now, LastSeenAt: now, AuthTime: authTime,
+			SourceIP: origin.SourceIP, UserAgent: clip(origin.UserAgent, 400)}
+		pr = Principal{SessionID: sess.ID, User: u, Provider: p.ID, Roles: roles, AuthTime: authTime, CreatedAt: now}
+		if ids := pr.AgencyIDs(); len(ids) > 0 {
+			first := ids[0]
+			sess.CurrentAgencyID = &first
+			pr.CurrentAgencyID = first
+		}
+		if err := s.sessions.Create(ctx, &sess); err != nil {
+			return err
+		}
+		return s.audit.Record(ctx, audit.Event{AgencyID: pr.CurrentAgencyID, Actor: pr.Actor(), Action: audit.ActionSignIn,
+			TargetType: "session", TargetID: sess.ID[:12], TargetName: u.Display(), Outcome: audit.OutcomeSuccess, Origin: origin,
+			Details: map[string]string{"provider": p.ID, "roles": rolesSummary(roles), "operator": strconv.FormatBool(u.IsOperator)}})
+	})
+	if err != nil {
+		return Principal{}, "", fmt.Errorf("auth: sign in: %w", err)
+	}
+	if refusal != nil {
+		return Principal{}, "", refusal
+	}
+	return pr, token, nil
+}
+
+func rolesSummary(roles map[int64]string) string {
+	parts := make([]string, 0, len(roles))
+	for id, r := range roles {
+		parts = append(parts, strconv.FormatInt(id, 10)+"="+r)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+func userActor(u models.User) audit.Actor {
+	return audit.Actor{Type: audit.ActorUser, ID: strconv.FormatInt(u.ID, 10), Name: u.Display()}
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// RecordRefusal audits a sign-in refused before any user was known (bad state,
+// bad nonce, invalid token, provider error, domain or overage rules).
+func (s *Service) RecordRefusal(ctx context.Context, providerID, code, subject string, origin audit.Origin) error {
+	actor := audit.Actor{Type: audit.ActorAnonymous}
+	if subject != "" {
+		actor = audit.Actor{Type: audit.ActorAnonymous, ID: clip(providerID+":"+subject, 200)}
+	}
+	return s.audit.Record(ctx, audit.Event{AgencyID: models.PlatformAgencyID, Actor: actor, Action: audit.ActionSignInRefused,
+		TargetType: "provider", TargetID: providerID, Outcome: audit.OutcomeDenied, Reason: code, Origin: origin})
+}
+
+// Resolve returns the principal of a live session, enforcing the idle and
+// absolute timeouts and the user's disabled flag on every call.
+func (s *Service) Resolve(ctx context.Context, token string, origin audit.Origin) (Principal, error) {
+	if token == "" {
+		return Principal{}, ErrNoSession
+	}
+	now := s.now()
+	sess, err := s.sessions.ByID(ctx, HashToken(token))
+	if errors.Is(err, models.ErrNotFound) {
+		return Principal{}, ErrNoSession
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("auth: resolve: %w", err)
+	}
+	if sess.RevokedAt != nil {
+		return Principal{}, ErrNoSession
+	}
+	u, err := s.users.ByID(ctx, sess.UserID)
+	if err != nil {
+		return Principal{}, fmt.Errorf("auth: resolve: %w", err)
+	}
+	pr := Principal{SessionID: sess.ID, User: u, Provider: sess.Provider, AuthTime: sess.AuthTime, CreatedAt: sess.CreatedAt}
+	if sess.CurrentAgencyID != nil {
+		pr.CurrentAgencyID = *sess.CurrentAgencyID
+	}
+	var reason error
+	switch {
+	case u.Disabled():
+		reason = ErrDisabled
+	case now.Sub(sess.CreatedAt) >= s.cfg.AbsoluteTimeout:
+		reason = ErrExpired
+	case now.Sub(sess.LastSeenAt) >= s.cfg.IdleTimeout:
+		reason = ErrIdle
+	}
+	if reason != nil {
+		err := s.db.Tx(ctx, func(ctx context.Context) error {
+			ended, err := s.sessions.Revoke(ctx, sess.ID, reasonCode(reason), now)
+			if err != nil || !ended {
+				return err
+			}
+			return s.audit.Record(ctx, audit.Event{AgencyID: pr.CurrentAgencyID, Actor: pr.Actor(), Action: audit.ActionSessionTimeout,
+				TargetType: "session", TargetID: sess.ID[:12], TargetName: u.Display(), Outcome: audit.OutcomeSuccess, Reason: reasonCode(reason), Origin: origin})
+		})
+		if err != nil {
+			return Principal{}, fmt.Errorf("auth: end session: %w", err)
+		}
+		return Principal{}, reason
+	}
+	roles, err := s.users.Roles(ctx, u.ID)
+	if err != nil {
+		return Principal{}, fmt.Errorf("auth: resolve: %w", err)
+	}
+	pr.Roles = roles
+	// Activity is written at most every 30 seconds: enough precision for a
+	// 30-minute idle rule without a database write on every request.
+	if now.Sub(sess.LastSeenAt) > 30*time.Second {
+		if err := s.sessions.Touch(ctx, sess.ID, now); err != nil {
+			return Principal{}, fmt.Errorf("auth: resolve: %w", err)
+		}
+	}
+	return pr, nil
+}
+
+func reasonCode(err error) string {
+	switch {
+	case errors.Is(err, ErrIdle):
+		return "idle_timeout"
+	case errors.Is(err, ErrExpired):
+		return "absolute_timeout"
+	case errors.Is(err, ErrDisabled):
+		return "user_disabled"
+	}
+	return "ended"
+}
+
+// SignOut ends the session on the server and audits it.
+func (s *Service) SignOut(ctx context.Context, p Principal, origin audit.Origin) error {
+	now := s.now()
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		ended, err := s.sessions.Revoke(ctx, p.SessionID, "sign_out", now)
+		if err != nil || !ended {
+			return err
+		}
+		return s.audit.Record(ctx, audit.Event{AgencyID: p.CurrentAgencyID, Actor: p.Actor(), Action: audit.ActionSignOut,
+			TargetType: "session", TargetID: p.SessionID[:12], TargetName: p.User.Display(), Outcome: audit.OutcomeSuccess, Origin: origin})
+	})
+}
+
+// Recent reports whether the principal signed in recently enough for a
+// sensitive action.
+func (s *Service) Recent(p Principal) bool {
+	return s.now().Sub(p.AuthTime) < s.cfg.RecentAuth
+}
+
+// Reauthenticated records a fresh sign-in of the same user on an existing
+// session (the "recent sign-in" round trip).
+func (s *Service) Reauthenticated(ctx context.Context, p Principal, c Claims, origin audit.Origin) error {
+	now := s.now()
+	if c.Subject != p.User.Subject {
+		return &Refusal{RefusedClaims, "You signed in again as a different user. Sign out first to switch accounts."}
+	}
+	at := now
+	if !c.AuthTime.IsZero() {
+		at = c.AuthTime.UTC()
+		if now.Sub(at) >= s.cfg.RecentAuth {
+			return &Refusal{RefusedClaims, "The identity provider did not ask for your credentials again. Try again."}
+		}
+	}
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		if err := s.sessions.SetAuthTime(ctx, p.SessionID, at); err != nil {
+			return err
+		}
+		return s.audit.Record(ctx, audit.Event{AgencyID: p.CurrentAgencyID, Actor: p.Actor(), Action: audit.ActionReauth,
+			TargetType: "session", TargetID: p.SessionID[:12], TargetName: p.User.Display(), Outcome: audit.OutcomeSuccess, Origin: origin})
+	})
+}
+
+// SwitchAgency points the session at another agency the principal can see.
+func (s *Service) SwitchAgency(ctx context.Context, p Principal, agencyID int64) error {
+	if p.RoleIn(agencyID) == "" {
+		return fmt.Errorf("auth: switch agency: %w", models.ErrNotFound)
+	}
+	if _, err := s.agencies.ByID(ctx, agencyID); err != nil {
+		return fmt.Errorf("auth: switch agency: %w", err)
+	}
+	return s.sessions.SetAgency(ctx, p.SessionID, agencyID)
+}
+
+// StartAttempt records a started authorization request by the hash of its state.
+func (s *Service) StartAttempt(ctx context.Context, stateHash, provider string) error {
+	now := s.now()
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		if err := s.sessions.PruneAttempts(ctx, now.Add(-time.Hour)); err != nil {
+			return err
+		}
+		return s.sessions.CreateAttempt(ctx, &models.LoginAttempt{StateHash: stateHash, Provider: provider, CreatedAt: now})
+	})
+}
+
+// ConsumeAttempt accepts a callback's state once; a replay gets models.ErrNotFound.
+func (s *Service) ConsumeAttempt(ctx context.Context, stateHash string, maxAge time.Duration) (models.LoginAttempt, error) {
+	return s.sessions.ConsumeAttempt(ctx, stateHash, s.now(), maxAge)
+}

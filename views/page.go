@@ -1,0 +1,68 @@
+// Package views holds the console's server-rendered pages (templ components)
+// and the view models they render. It imports nothing of the project but its
+// own types.
+package views
+
+// AgencyRef names an agency in navigation.
+type AgencyRef struct {
+	Slug string
+	Name string
+}
+
+// Flash is a one-time message shown at the top of the next page.
+type Flash struct {
+	Kind string // success, error, warning, info
+	Text string
+}
+
+// Page is what every page's layout needs.
+type Page struct {
+	Title      string
+	SignedIn   bool
+	User       string
+	Role       string
+	IsOperator bool
+	Agency     *AgencyRef
+	Agencies   []AgencyRef
+	CSRF       string
+	Flash      *Flash
+	Nav        string
+	RequestID  string
+}
+
+// AgencyPath returns a path inside the current agency.
+func (p Page) AgencyPath(rest string) string {
+	if p.Agency == nil {
+		return "/"
+	}
+	return "/a/" + p.Agency.Slug + rest
+}
+
+// CanAct reports whether the page's user may change things (admins only).
+func (p Page) CanAct() bool { return p.Role == "admin" }
+
+// CanReview reports whether the user may read audit records and reports.
+func (p Page) CanReview() bool { return p.Role == "admin" || p.Role == "reviewer" }
+
+// NavItem is one entry of the agency navigation.
+type NavItem struct {
+	Key, Label, Path string
+}
+
+// AgencyNav lists the agency sections in order.
+func (p Page) AgencyNav() []NavItem {
+	items := []NavItem{
+		{"dashboard", "Dashboard", p.AgencyPath("/")},
+		{"api", "API credentials", p.AgencyPath("/api-credentials")},
+		{"ssh", "SSH keys", p.AgencyPath("/ssh-keys")},
+		{"webhooks", "Webhooks", p.AgencyPath("/webhooks")},
+	}
+	if p.CanReview() {
+		items = append(items, NavItem{"audit", "Audit", p.AgencyPath("/audit")}, NavItem{"reports", "Reports", p.AgencyPath("/reports")})
+	}
+	items = append(items, NavItem{"policy", "Policy", p.AgencyPath("/policy")})
+	return items
+}
+
+// FieldErrors maps form field names to messages.
+type FieldErrors map[string]string

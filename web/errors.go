@@ -1,0 +1,85 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"keyconsole/handlers"
+	"keyconsole/models"
+	"keyconsole/views"
+)
+
+// StatusMapper lets features map their own error kinds to a status and a
+// message for the user (e.g. encryption unavailable).
+type StatusMapper func(err error) (status int, heading, message string, ok bool)
+
+// errorHandler is the one place errors become responses. The browser sees a
+// status, a plain message and the request id, never an internal error text.
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, heading, message := http.StatusInternalServerError, "Something went wrong", "The console could not complete this request. Nothing was changed."
+	var he *echo.HTTPError
+	var ve *handlers.ValidationError
+	mapped := false
+	for _, m := range s.mappers {
+		if st, hd, msg, ok := m(err); ok {
+			status, heading, message, mapped = st, hd, msg, true
+			break
+		}
+	}
+	switch {
+	case mapped:
+	case errors.As(err, &he):
+		status = he.Code
+		switch he.Code {
+		case http.StatusNotFound, http.StatusMethodNotAllowed:
+			status, heading, message = http.StatusNotFound, "Page not found", "There is no such page, or you do not have access to it."
+		case http.StatusForbidden:
+			heading, message = "Not allowed", "You are not allowed to do this. If you submitted a form, reload the page and try again."
+		case http.StatusUnauthorized:
+			heading, message = "Sign in required", "Your session has ended. Sign in again."
+		case http.StatusRequestEntityTooLarge:
+			heading, message = "Too large", "The request is larger than the console accepts."
+		case http.StatusBadRequest:
+			heading, message = "Bad request", "The request could not be understood."
+		case http.StatusTooManyRequests:
+			heading, message = "Too many requests", "Slow down and try again shortly."
+		case http.StatusServiceUnavailable:
+			heading, message = "Temporarily unavailable", "A service the console depends on is unavailable. Try again shortly."
+		default:
+			if he.Code < 500 {
+				heading, message = http.StatusText(he.Code), "The request could not be completed."
+			}
+		}
+	case errors.As(err, &ve):
+		status, heading, message = http.StatusUnprocessableEntity, "Please correct the form", "Some fields were not accepted."
+	case errors.Is(err, models.ErrNotFound):
+		status, heading, message = http.StatusNotFound, "Page not found", "There is no such page, or you do not have access to it."
+	case isUnavailable(err):
+		status, heading, message = http.StatusServiceUnavailable, "Temporarily unavailable", "The database is unavailable. Nothing was changed; try again shortly."
+	}
+	if status >= 500 {
+		s.log.Error("request failed", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Request().URL.Path, "status", status, "error", err)
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	if wantsJSON(c) {
+		_ = c.JSON(status, map[string]string{"error": heading, "request_id": c.Response().Header().Get(echo.HeaderXRequestID)})
+		return
+	}
+	p := s.deps.Handlers.Page(c, heading, "")
+	if rerr := handlers.Render(c, status, views.ErrorPage(p, status, heading, message)); rerr != nil {
+		_ = c.String(status, heading)
+	}
+}
+
+func wantsJSON(c echo.Context) bool {
+	p := c.Request().URL.Path
+	return p == "/readyz" || p == "/healthz" || len(p) > 12 && p[:12] == "/.well-known"
+}

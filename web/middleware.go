@@ -1,0 +1,183 @@
+package web
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"keyconsole/handlers"
+	"keyconsole/services/auth"
+)
+
+func requestID() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			b := make([]byte, 12)
+			_, _ = rand.Read(b)
+			id := hex.EncodeToString(b)
+			c.Response().Header().Set(echo.HeaderXRequestID, id)
+			return next(c)
+		}
+	}
+}
+
+func (s *Server) recoverer() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					if r == http.ErrAbortHandler {
+						panic(r)
+					}
+					s.log.Error("panic serving request", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+						"path", c.Request().URL.Path, "error", fmt.Sprint(r), "stack", string(debug.Stack()))
+					err = errors.New("internal error")
+				}
+			}()
+			return next(c)
+		}
+	}
+}
+
+// accessLog writes one JSON line per request. The query string is never
+// logged: sign-in callbacks carry authorization codes there.
+func (s *Server) accessLog() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				c.Error(err)
+			}
+			attrs := []any{
+				"request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+				"method", c.Request().Method,
+				"path", c.Request().URL.Path,
+				"route", c.Path(),
+				"status", c.Response().Status,
+				"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
+				"remote_ip", c.RealIP(),
+			}
+			if p, ok := handlers.PrincipalOf(c); ok {
+				attrs = append(attrs, "user_id", p.User.ID)
+			}
+			if sc, ok := handlers.ScopeOf(c); ok {
+				attrs = append(attrs, "agency_id", sc.Agency.ID)
+			}
+			level := slog.LevelInfo
+			if c.Response().Status >= 500 {
+				level = slog.LevelError
+			}
+			s.log.Log(c.Request().Context(), level, "request", attrs...)
+			return nil
+		}
+	}
+}
+
+func securityHeaders(production bool) echo.MiddlewareFunc {
+	const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; " +
+		"connect-src 'self'; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			h := c.Response().Header()
+			h.Set("Content-Security-Policy", csp)
+			h.Set("X-Content-Type-Options", "nosniff")
+			h.Set("X-Frame-Options", "DENY")
+			h.Set("Referrer-Policy", "no-referrer")
+			h.Set("Cross-Origin-Opener-Policy", "same-origin")
+			h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+			if production {
+				h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+			}
+			return next(c)
+		}
+	}
+}
+
+func bodyLimit(n int64) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if c.Request().ContentLength > n {
+				return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "request body too large")
+			}
+			c.Request().Body = http.MaxBytesReader(c.Response(), c.Request().Body, n)
+			return next(c)
+		}
+	}
+}
+
+const timedOutKey = "kc.timed_out"
+
+// loadSession resolves the session cookie into a principal on every request,
+// so sign-out, timeouts and disabled users take effect at once.
+func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if noCSRF(c.Request().URL.Path) || len(c.Request().URL.Path) > 7 && c.Request().URL.Path[:8] == "/static/" {
+			return next(c)
+		}
+		token := s.jar.sessionToken(c)
+		if token == "" {
+			return next(c)
+		}
+		p, err := s.deps.Auth.Resolve(c.Request().Context(), token, handlers.Origin(c))
+		switch {
+		case err == nil:
+			handlers.SetPrincipal(c, p)
+		case errors.Is(err, auth.ErrIdle), errors.Is(err, auth.ErrExpired), errors.Is(err, auth.ErrDisabled):
+			s.jar.clear(c, s.jar.sessionName)
+			c.Set(timedOutKey, err)
+		case errors.Is(err, auth.ErrNoSession):
+			s.jar.clear(c, s.jar.sessionName)
+		default:
+			return err
+		}
+		return next(c)
+	}
+}
+
+// requireSignIn sends anonymous visitors to the sign-in page.
+func (s *Server) requireSignIn(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if _, ok := handlers.PrincipalOf(c); ok {
+			return next(c)
+		}
+		if c.Request().Method != http.MethodGet {
+			return echo.NewHTTPError(http.StatusUnauthorized, "sign in required")
+		}
+		target := "/signin?return_to=" + urlQueryEscape(c.Request().URL.RequestURI())
+		if err, ok := c.Get(timedOutKey).(error); ok {
+			target += "&reason=" + reasonParam(err)
+		}
+		return c.Redirect(http.StatusSeeOther, target)
+	}
+}
+
+func reasonParam(err error) string {
+	switch {
+	case errors.Is(err, auth.ErrIdle):
+		return "idle"
+	case errors.Is(err, auth.ErrExpired):
+		return "expired"
+	case errors.Is(err, auth.ErrDisabled):
+		return "disabled"
+	}
+	return ""
+}
+
+// requireOperator admits platform operators only.
+func requireOperator(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		p, ok := handlers.PrincipalOf(c)
+		if !ok || !p.IsOperator() {
+			return echo.NewHTTPError(http.StatusForbidden, "platform operators only")
+		}
+		return next(c)
+	}
+}

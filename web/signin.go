@@ -1,0 +1,217 @@
+package web
+
+import (
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/oauth2"
+
+	"keyconsole/handlers"
+	"keyconsole/models"
+	"keyconsole/services/auth"
+	"keyconsole/views"
+)
+
+const loginMaxAge = 10 * time.Minute
+
+// safeReturn accepts only a local absolute path, so a crafted return_to can
+// never send a user to another site.
+func safeReturn(p string) string {
+	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") ||
+		strings.ContainsAny(p, "\r\n\\") || strings.HasPrefix(p, "/auth/") || len(p) > 1000 {
+		return "/"
+	}
+	return p
+}
+
+func (s *Server) signInPage(c echo.Context) error {
+	if _, ok := handlers.PrincipalOf(c); ok {
+		return c.Redirect(http.StatusSeeOther, safeReturn(c.QueryParam("return_to")))
+	}
+	p := s.deps.Handlers.Page(c, "Sign in", "")
+	switch c.QueryParam("reason") {
+	case "idle":
+		p.Flash = &views.Flash{Kind: "warning", Text: "Your session was locked after 30 minutes without activity. Sign in again."}
+	case "expired":
+		p.Flash = &views.Flash{Kind: "warning", Text: "Your session reached its maximum length. Sign in again."}
+	case "disabled":
+		p.Flash = &views.Flash{Kind: "error", Text: "Your account has been disabled in the console."}
+	}
+	return handlers.Render(c, http.StatusOK, views.SignIn(p, ProviderChoices(s.cfg.Providers), safeReturn(c.QueryParam("return_to"))))
+}
+
+func (s *Server) signedOutPage(c echo.Context) error {
+	return handlers.Render(c, http.StatusOK, views.SignedOut(s.deps.Handlers.Page(c, "Signed out", ""), ""))
+}
+
+// login starts the authorization-code flow for one provider.
+func (s *Server) login(c echo.Context) error {
+	p, ok := s.providers[c.Param("provider")]
+	if !ok {
+		return echo.NewHTTPError(http.StatusNotFound, "not found")
+	}
+	return s.startLogin(c, p, safeReturn(c.FormValue("return_to")), false)
+}
+
+func (s *Server) startLogin(c echo.Context, p *OIDCProvider, returnTo string, reauth bool) error {
+	state, err := randomString(32)
+	if err != nil {
+		return err
+	}
+	nonce, err := randomString(32)
+	if err != nil {
+		return err
+	}
+	ls := loginState{State: state, Nonce: nonce, Verifier: oauth2Verifier(), Provider: p.Info.ID, ReturnTo: returnTo, Reauth: reauth, Started: time.Now().Unix()}
+	target, err := p.authURL(c.Request().Context(), ls)
+	if err != nil {
+		s.log.Warn("sign-in provider unavailable", "provider", p.Info.ID, "error", err)
+		return s.refusedPage(c, http.StatusServiceUnavailable, "Sign-in provider unavailable", "The identity provider could not be reached. Try again in a moment.")
+	}
+	err = s.deps.Auth.StartAttempt(c.Request().Context(), hashState(state), p.Info.ID)
+	if err != nil {
+		return err
+	}
+	if err := s.jar.setLogin(c, ls); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusFound, target)
+}
+
+func (s *Server) refusedPage(c echo.Context, status int, heading, message string) error {
+	return handlers.Render(c, status, views.SignInRefused(s.deps.Handlers.Page(c, heading, ""), heading, message))
+}
+
+// callback finishes the flow: state bound to this browser and accepted once,
+// code exchanged with the PKCE verifier, ID token and nonce verified, then the
+// claims go to the sign-in rules.
+func (s *Server) callback(c echo.Context) error {
+	ctx := c.Request().Context()
+	origin := handlers.Origin(c)
+	providerID := c.Param("provider")
+	p, ok := s.providers[providerID]
+	if !ok {
+		return echo.NewHTTPError(http.StatusNotFound, "not found")
+	}
+	refuse := func(status int, code, subject, heading, message string) error {
+		if err := s.deps.Auth.RecordRefusal(ctx, providerID, code, subject, origin); err != nil {
+			return err
+		}
+		return s.refusedPage(c, status, heading, message)
+	}
+	ls, ok := s.jar.login(c)
+	s.jar.clear(c, s.jar.loginName)
+	state := c.QueryParam("state")
+	if !ok || state == "" || ls.Provider != providerID || subtle.ConstantTimeCompare([]byte(state), []byte(ls.State)) != 1 {
+		return refuse(http.StatusBadRequest, auth.RefusedState, "", "Sign-in could not be completed",
+			"This sign-in response does not match a sign-in started in this browser (state mismatch or an old link). Start again from the sign-in page.")
+	}
+	if _, err := s.deps.Auth.ConsumeAttempt(ctx, hashState(state), loginMaxAge); err != nil {
+		if errors.Is(err, models.ErrNotFound) {
+			return refuse(http.StatusBadRequest, auth.RefusedState, "", "Sign-in could not be completed",
+				"This sign-in response was already used or has expired. Start again from the sign-in page.")
+		}
+		return err
+	}
+	if e := c.QueryParam("error"); e != "" {
+		return refuse(http.StatusForbidden, auth.RefusedProvider, "", "Sign-in was not completed",
+			"The identity provider did not sign you in ("+oauthErrorLabel(e)+").")
+	}
+	code := c.QueryParam("code")
+	if code == "" {
+		return refuse(http.StatusBadRequest, auth.RefusedProvider, "", "Sign-in could not be completed", "The identity provider returned no authorization code.")
+	}
+	raw, err := p.exchange(ctx, code, ls)
+	if err != nil {
+		var ce *errCallback
+		if errors.As(err, &ce) {
+			s.log.Warn("sign-in refused", "provider", providerID, "code", ce.code, "error", err)
+			return refuse(http.StatusForbidden, ce.code, ce.subject, "Sign-in could not be completed", ce.message)
+		}
+		return err
+	}
+	claims, err := auth.ReadClaims(p.Info, raw)
+	var rf *auth.Refusal
+	if errors.As(err, &rf) {
+		return refuse(http.StatusForbidden, rf.Code, claims.Subject, "Sign-in refused", rf.Message)
+	}
+	if err != nil {
+		return err
+	}
+	if ls.Reauth {
+		pr, ok := handlers.PrincipalOf(c)
+		if !ok {
+			return refuse(http.StatusForbidden, auth.RefusedState, claims.Subject, "Sign-in could not be completed", "Your session ended while you were signing in again. Sign in from the start.")
+		}
+		if err := s.deps.Auth.Reauthenticated(ctx, pr, claims, origin); err != nil {
+			if errors.As(err, &rf) {
+				return refuse(http.StatusForbidden, rf.Code, claims.Subject, "Sign-in refused", rf.Message)
+			}
+			return err
+		}
+		return c.Redirect(http.StatusSeeOther, safeReturn(ls.ReturnTo))
+	}
+	// A new session every time: the old one (if any) is ended first.
+	if old, ok := handlers.PrincipalOf(c); ok {
+		_ = s.deps.Auth.SignOut(ctx, old, origin)
+	}
+	_, token, err := s.deps.Auth.SignIn(ctx, p.Info, claims, origin)
+	if errors.As(err, &rf) {
+		status := http.StatusForbidden
+		heading := "Sign-in refused"
+		if rf.Code == auth.RefusedNoAccess {
+			heading = "No access"
+		}
+		return s.refusedPage(c, status, heading, rf.Message)
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.jar.setSessionToken(c, token); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, safeReturn(ls.ReturnTo))
+}
+
+func oauthErrorLabel(code string) string {
+	switch code {
+	case "access_denied", "login_required", "interaction_required", "consent_required", "invalid_request",
+		"unauthorized_client", "server_error", "temporarily_unavailable", "invalid_scope", "account_selection_required":
+		return code
+	}
+	return "error"
+}
+
+func (s *Server) signOut(c echo.Context) error {
+	p, _ := handlers.PrincipalOf(c)
+	if err := s.deps.Auth.SignOut(c.Request().Context(), p, handlers.Origin(c)); err != nil {
+		return err
+	}
+	s.jar.clear(c, s.jar.sessionName)
+	if prov, ok := s.providers[p.Provider]; ok {
+		if u := prov.EndSessionURL(s.cfg.BaseURL + "/signed-out"); u != "" {
+			return c.Redirect(http.StatusSeeOther, u)
+		}
+	}
+	return c.Redirect(http.StatusSeeOther, "/signed-out")
+}
+
+func (s *Server) reauthPage(c echo.Context) error {
+	p, _ := handlers.PrincipalOf(c)
+	return handlers.Render(c, http.StatusOK, views.Reauth(s.deps.Handlers.Page(c, "Confirm it is you", ""), p.Provider, safeReturn(c.QueryParam("return_to"))))
+}
+
+func (s *Server) reauth(c echo.Context) error {
+	pr, _ := handlers.PrincipalOf(c)
+	p, ok := s.providers[pr.Provider]
+	if !ok {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "provider not configured")
+	}
+	return s.startLogin(c, p, safeReturn(c.FormValue("return_to")), true)
+}
+
+func oauth2Verifier() string { return oauth2.GenerateVerifier() }
