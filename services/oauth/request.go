@@ -322,6 +322,30 @@ func ParseTokenRequest(method, contentType, authorizationHeader string, body io.
 	return req, nil
 }
 
+var errQueryCredentials = NewError(ErrCodeInvalidRequest, "client credentials must not be sent in the URL")
+
+// CheckQuery returns an invalid_request error when the request URL's raw
+// query carries a client_secret (RFC 6749 section 2.3.1 allows credentials
+// only in the Authorization header or the body), nil otherwise. A secret
+// sent that way has reached access logs and proxies, so the caller should
+// also treat the credential as exposed. An unparsable query is checked
+// leniently, parameter by parameter.
+func CheckQuery(rawQuery string) *Error {
+	if rawQuery == "" {
+		return nil
+	}
+	for _, part := range strings.FieldsFunc(rawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
+		name, _, _ := strings.Cut(part, "=")
+		if decoded, err := url.QueryUnescape(name); err == nil {
+			name = decoded
+		}
+		if name == "client_secret" {
+			return fail(errQueryCredentials)
+		}
+	}
+	return nil
+}
+
 // decodeBasic decodes the credentials of a Basic Authorization header per
 // RFC 6749 section 2.3.1.
 func decodeBasic(credentials string) (id, secret string, ok bool) {

@@ -215,6 +215,34 @@ func TestParseTokenRequest(t *testing.T) {
 	}
 }
 
+func TestCheckQuery(t *testing.T) {
+	tests := []struct {
+		query   string
+		wantErr bool
+	}{
+		{"", false},
+		{"foo=bar", false},
+		{"client_id=" + testID, false},
+		{"client_secret=" + testSecret, true},
+		{"a=1&client_secret=x", true},
+		{"a=1;client_secret=x", true},
+		{"client%5Fsecret=x", true},
+		{"client_secret", true},
+		{"%zz&client_secret=x", true},
+		{"client_secret_hint=x", false},
+	}
+	for _, tt := range tests {
+		err := CheckQuery(tt.query)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("CheckQuery(%q) = %v, wantErr %v", tt.query, err, tt.wantErr)
+			continue
+		}
+		if err != nil && (err.Code != ErrCodeInvalidRequest || err.Status != 400 || strings.Contains(err.Description, testSecret)) {
+			t.Errorf("CheckQuery(%q) = %+v", tt.query, err)
+		}
+	}
+}
+
 // TestParseTokenRequestErrorsAreCopies checks that a caller changing a
 // returned error does not change the next answer.
 func TestParseTokenRequestErrorsAreCopies(t *testing.T) {
