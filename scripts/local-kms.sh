@@ -10,7 +10,7 @@
 # local-kms listens on every interface: point clients at 127.0.0.1 only, e.g.
 #   KEYCONSOLE_KMS_PROVIDER=aws KEYCONSOLE_KMS_KEY_ID=alias/keyconsole \
 #   KEYCONSOLE_KMS_REGION=us-gov-west-1 KEYCONSOLE_KMS_ENDPOINT=http://127.0.0.1:4599 \
-#   AWS_ACCESS_KEY_ID=AKIALOCALKMS000000000 \
+#   AWS_ACCESS_KEY_ID=AKIALOCALKMS00000000 \
 #   AWS_SECRET_ACCESS_KEY=localkmslocalkmslocalkmslocalkmslocalkms
 set -euo pipefail
 
