@@ -48,7 +48,7 @@ func dialSFTP(t *testing.T, env *testEnv, user, keyPath string) *sftp.Client {
 }
 
 func TestConfinementAtProtocolLevel(t *testing.T) {
-	f := newFixture(t, 0)
+	f := newFixture(t)
 	accounts := filepath.Dir(f.aliceRoot)
 	secret := []byte("TOP-SECRET outside the account\n")
 	outside := filepath.Join(f.base, "outside")
@@ -171,7 +171,7 @@ func TestConfinementAtProtocolLevel(t *testing.T) {
 }
 
 func TestReadWriteHandle(t *testing.T) {
-	f := newFixture(t, 0)
+	f := newFixture(t)
 	c := dialSFTP(t, f.env, "alice", f.aliceKey)
 	fh, err := c.OpenFile("rw.txt", os.O_RDWR|os.O_CREATE|os.O_EXCL)
 	if err != nil {

@@ -487,7 +487,7 @@ func (s *Server) serveSFTP(ch ssh.Channel, fsys *accountFS) {
 		s.logger.Warn("sftp session ended with an error", "account", fsys.account, "error", err)
 		status = 1
 	}
-	srv.Close()
+	// srv.Close would close the channel itself; the exit status goes first.
 	sendExitStatus(ch, status)
 	ch.Close()
 }

@@ -109,7 +109,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func startServer(t *testing.T, auth Authenticator, idle time.Duration) *testEnv {
+func startServer(t *testing.T, auth Authenticator, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -120,12 +120,15 @@ func startServer(t *testing.T, auth Authenticator, idle time.Duration) *testEnv 
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	srv, err := New(Config{
-		HostKey:     signer,
-		Auth:        auth,
-		Logger:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		IdleTimeout: idle,
-	})
+	cfg := Config{
+		HostKey: signer,
+		Auth:    auth,
+		Logger:  slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +238,7 @@ type fixture struct {
 	strangerKey, aliceKey2 string
 }
 
-func newFixture(t *testing.T, idle time.Duration) *fixture {
+func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	t.Helper()
 	requireTools(t, "sftp", "ssh", "ssh-keygen")
 	keys := t.TempDir()
@@ -257,7 +260,7 @@ func newFixture(t *testing.T, idle time.Duration) *fixture {
 		"alice": {id: Identity{AccountID: 1, AgencyID: 10, Account: "alice", Root: f.aliceRoot}, keys: []ssh.PublicKey{alicePub, alicePub2}},
 		"bob":   {id: Identity{AccountID: 2, AgencyID: 20, Account: "bob", Root: f.bobRoot}, keys: []ssh.PublicKey{bobPub}},
 	}}
-	f.env = startServer(t, auth, idle)
+	f.env = startServer(t, auth, opts...)
 	return f
 }
 
@@ -299,7 +302,7 @@ func assertAbsent(t *testing.T, path string) {
 }
 
 func TestSFTPRoundTrip(t *testing.T) {
-	f := newFixture(t, 0)
+	f := newFixture(t)
 	local := t.TempDir()
 	upload := randomBytes(t, 3<<20+123)
 	writeFile(t, filepath.Join(local, "upload.bin"), upload)
@@ -370,7 +373,7 @@ func TestSFTPRoundTrip(t *testing.T) {
 }
 
 func TestSFTPRefusesWrongKeys(t *testing.T) {
-	f := newFixture(t, 0)
+	f := newFixture(t)
 	tests := []struct {
 		name string
 		user string
@@ -397,8 +400,30 @@ func TestSFTPRefusesWrongKeys(t *testing.T) {
 	assertAbsent(t, f.bobRoot)
 }
 
+func TestMaxAuthTries(t *testing.T) {
+	tests := []struct {
+		name  string
+		tries int
+		exit  int
+	}{
+		{"third key within the limit", 3, 0},
+		{"third key past the limit", 1, 255},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, func(c *Config) { c.MaxAuthTries = tt.tries })
+			other, _ := clientKey(t, t.TempDir(), "other")
+			// Two unknown keys are offered before alice's key.
+			res := f.env.sshRun(t, "alice", f.strangerKey, []string{"-i", other, "-i", f.aliceKey, "-s"}, []string{"sftp"})
+			if res.exit != tt.exit {
+				t.Fatalf("ssh exit %d, want %d: %s", res.exit, tt.exit, res.stderr)
+			}
+		})
+	}
+}
+
 func TestOnlyPublicKeyAuthentication(t *testing.T) {
-	f := newFixture(t, 0)
+	f := newFixture(t)
 	res := f.env.sshRun(t, "alice", f.aliceKey,
 		[]string{"-o", "PreferredAuthentications=password,keyboard-interactive", "-o", "NumberOfPasswordPrompts=1"}, []string{"true"})
 	if res.exit != 255 {
@@ -410,7 +435,7 @@ func TestOnlyPublicKeyAuthentication(t *testing.T) {
 }
 
 func TestShellAndExecRefused(t *testing.T) {
-	f := newFixture(t, 0)
+	f := newFixture(t)
 	tests := []struct {
 		name     string
 		opts     []string
@@ -442,7 +467,7 @@ func TestShellAndExecRefused(t *testing.T) {
 }
 
 func TestSFTPConfinement(t *testing.T) {
-	f := newFixture(t, 0)
+	f := newFixture(t)
 	accounts := filepath.Dir(f.aliceRoot)
 	secret := []byte("TOP-SECRET outside the account\n")
 	outside := filepath.Join(f.base, "outside")
@@ -559,7 +584,7 @@ func TestSFTPConfinement(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
-	f := newFixture(t, 300*time.Millisecond)
+	f := newFixture(t, func(c *Config) { c.IdleTimeout = 300 * time.Millisecond })
 	pem, err := os.ReadFile(f.aliceKey)
 	if err != nil {
 		t.Fatal(err)
