@@ -30,6 +30,10 @@ Commands:
   agency map SLUG --provider ID --group VALUE --role admin|reviewer|viewer
                         map an identity-provider group to a role in an agency
   config check          validate the configuration and report every problem
+  kms check             round trip against the configured key-management service
+  kms rewrap [--batch N]
+                        re-wrap every stored data key under the current KMS key
+                        (resumable; audited)
   help                  show this help
 
 Configuration comes from KEYCONSOLE_* environment variables; see .env.example.
@@ -64,11 +68,9 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = cmdAgency(ctx, args[1:], lookupEnv, stdout)
 	case "config":
 		err = cmdConfig(args[1:], lookupEnv, stdout)
+	case "kms":
+		err = cmdKMS(ctx, args[1:], lookupEnv, stdout, stderr)
 	default:
-		if extra, ok := extraCommands[args[0]]; ok {
-			err = extra(ctx, args[1:], lookupEnv, stdout, stderr)
-			break
-		}
 		fmt.Fprintf(stderr, "keyconsole: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
@@ -92,11 +94,6 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	return 1
 }
 
-// command is a subcommand's entry point.
-type command func(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error
-
-// extraCommands are subcommands registered by feature files of this package.
-var extraCommands = map[string]command{}
 
 type usageError struct{ msg string }
 

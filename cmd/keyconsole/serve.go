@@ -14,7 +14,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"keyconsole/handlers"
+	"keyconsole/kms"
 	"keyconsole/services/auth"
+	"keyconsole/services/secrets"
 	"keyconsole/web"
 	"keyconsole/web/devidp"
 )
@@ -31,13 +33,17 @@ type runtime struct {
 	tiles      []handlers.TileSource
 	background []func(ctx context.Context) error
 	shutdown   []func(ctx context.Context)
+	envelope   *kms.Envelope
+	secrets    *secrets.Service
 }
 
 // feature wires one part of the console into the runtime.
 type feature func(ctx context.Context, rt *runtime) error
 
 // features is every optional part of the console, in start order.
-var features = []feature{}
+var features = []feature{
+	wireKMS,
+}
 
 func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer, dev bool) error {
 	if len(args) > 0 {
