@@ -94,7 +94,6 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	return 1
 }
 
-
 type usageError struct{ msg string }
 
 func (u usageError) Error() string { return u.msg }

@@ -16,6 +16,7 @@ import (
 	"keyconsole/handlers"
 	"keyconsole/kms"
 	"keyconsole/services/auth"
+	"keyconsole/services/policy"
 	"keyconsole/services/secrets"
 	"keyconsole/web"
 	"keyconsole/web/devidp"
@@ -35,6 +36,7 @@ type runtime struct {
 	shutdown   []func(ctx context.Context)
 	envelope   *kms.Envelope
 	secrets    *secrets.Service
+	policies   policy.Source
 }
 
 // feature wires one part of the console into the runtime.
@@ -72,7 +74,7 @@ func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string
 			return fmt.Errorf("seed development data: %w", err)
 		}
 	}
-	rt := &runtime{app: a, dev: dev, auth: a.authService()}
+	rt := &runtime{app: a, dev: dev, auth: a.authService(), policies: policy.DefaultSource{}}
 
 	var providers []*web.OIDCProvider
 	for _, p := range cfg.Providers {
