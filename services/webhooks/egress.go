@@ -139,6 +139,12 @@ func ValidateURL(raw string, p EgressPolicy) (*url.URL, error) {
 	if msg := checkHostName(host); msg != "" {
 		return nil, &URLError{Message: msg}
 	}
+	name := strings.ToLower(strings.TrimSuffix(host, "."))
+	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
+		if reason, refused := IsRefusedAddr(netip.AddrFrom4([4]byte{127, 0, 0, 1}), p); refused {
+			return nil, &RefusedError{Host: host, Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Reason: reason}
+		}
+	}
 	return u, nil
 }
 

@@ -262,6 +262,8 @@ func TestValidateURL(t *testing.T) {
 		{"zoned link-local", "https://[fe80::1%25eth0]/", prod, "zoned", true},
 		{"unspecified", "https://0.0.0.0/", prod, "the unspecified address", true},
 		{"metadata IPv6", "https://[fd00:ec2::254]/", prod, "the cloud metadata address", true},
+		{"localhost", "https://localhost/hook", prod, "destination 127.0.0.1 (localhost) is a loopback address and is not allowed", true},
+		{"subdomain of localhost", "https://api.LOCALHOST./hook", prod, "(api.LOCALHOST.) is a loopback address", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -299,6 +301,9 @@ func TestValidateURL(t *testing.T) {
 func TestValidateURLAllowlistedLiteral(t *testing.T) {
 	if _, err := ValidateURL("http://127.0.0.1:8080/hook", loopbackPolicy()); err != nil {
 		t.Fatalf("allowlisted loopback refused: %v", err)
+	}
+	if _, err := ValidateURL("http://localhost:8080/hook", loopbackPolicy()); err != nil {
+		t.Fatalf("localhost refused with loopback allowlisted: %v", err)
 	}
 	if _, err := ValidateURL("https://10.0.0.1/hook", loopbackPolicy()); err == nil {
 		t.Fatal("10.0.0.1 accepted with only loopback allowlisted")
