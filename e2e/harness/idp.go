@@ -1,0 +1,84 @@
+package harness
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/oauth2-proxy/mockoidc"
+)
+
+// ProviderID is the id the console knows the test OIDC provider by
+// (KEYCONSOLE_OIDC_PROVIDERS=mock); its sign-in button is #signin-mock.
+const ProviderID = "mock"
+
+// ProviderScopes are the scopes the console asks the test provider for; they
+// are all scopes mockoidc supports (it refuses any other with 400).
+const ProviderScopes = "openid email profile groups"
+
+// User is a person the test provider signs in. It implements mockoidc.User
+// and, unlike mockoidc.MockUser, also sends the name claim.
+type User struct {
+	Subject       string
+	Email         string
+	EmailVerified bool
+	Name          string
+	Groups        []string
+}
+
+// ID returns the subject.
+func (u User) ID() string { return u.Subject }
+
+type userinfo struct {
+	Subject       string   `json:"sub"`
+	Email         string   `json:"email,omitempty"`
+	EmailVerified bool     `json:"email_verified,omitempty"`
+	Name          string   `json:"name,omitempty"`
+	Groups        []string `json:"groups,omitempty"`
+}
+
+func (u User) scoped(scope []string) userinfo {
+	out := userinfo{Subject: u.Subject}
+	if slices.Contains(scope, "email") {
+		out.Email, out.EmailVerified = u.Email, u.EmailVerified
+	}
+	if slices.Contains(scope, "profile") {
+		out.Name = u.Name
+	}
+	if slices.Contains(scope, "groups") {
+		out.Groups = slices.Clone(u.Groups)
+	}
+	return out
+}
+
+// Userinfo returns the userinfo document for the granted scopes.
+func (u User) Userinfo(scope []string) ([]byte, error) {
+	return json.Marshal(u.scoped(scope))
+}
+
+type idTokenClaims struct {
+	*mockoidc.IDTokenClaims
+	Email         string   `json:"email,omitempty"`
+	EmailVerified bool     `json:"email_verified,omitempty"`
+	Name          string   `json:"name,omitempty"`
+	Groups        []string `json:"groups,omitempty"`
+}
+
+// Claims returns the ID-token claims for the granted scopes on top of
+// mockoidc's base claims (iss, aud, exp, nonce ...).
+func (u User) Claims(scope []string, base *mockoidc.IDTokenClaims) (jwt.Claims, error) {
+	s := u.scoped(scope)
+	return &idTokenClaims{IDTokenClaims: base, Email: s.Email, EmailVerified: s.EmailVerified, Name: s.Name, Groups: s.Groups}, nil
+}
+
+// StartIdP runs a mockoidc provider on 127.0.0.1 until the test ends.
+func StartIdP(t testing.TB) *mockoidc.MockOIDC {
+	t.Helper()
+	m, err := mockoidc.Run()
+	if err != nil {
+		t.Fatalf("harness: start mockoidc: %v", err)
+	}
+	t.Cleanup(func() { _ = m.Shutdown() })
+	return m
+}
