@@ -47,6 +47,10 @@ type Deps struct {
 	Mount []func(e *echo.Echo, r *Router)
 	// ErrorMappers map feature error kinds to responses.
 	ErrorMappers []StatusMapper
+	// Metrics, when set, records every request; MetricsToken exposes it at
+	// /metrics on this listener behind a bearer token (empty: not exposed here).
+	Metrics      *Metrics
+	MetricsToken string
 }
 
 // Server is the assembled HTTP application.
@@ -91,6 +95,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.Use(requestID())
 	e.Use(s.recoverer())
 	e.Use(s.accessLog())
+	if deps.Metrics != nil {
+		e.Use(deps.Metrics.middleware)
+		if deps.MetricsToken != "" {
+			e.GET("/metrics", echo.WrapHandler(deps.Metrics.Handler(deps.MetricsToken)))
+		}
+	}
 	e.Use(securityHeaders(cfg.Production))
 	e.Use(bodyLimit(1 << 20))
 	guard := &csrfGuard{key: csrfKey, jar: jar, origin: cfg.BaseURL, skipper: func(c echo.Context) bool {

@@ -37,6 +37,7 @@ type runtime struct {
 	envelope   *kms.Envelope
 	secrets    *secrets.Service
 	policies   policy.Source
+	metrics    *web.Metrics
 }
 
 // feature wires one part of the console into the runtime.
@@ -45,6 +46,7 @@ type feature func(ctx context.Context, rt *runtime) error
 // features is every optional part of the console, in start order.
 var features = []feature{
 	wireKMS,
+	wireMetrics,
 }
 
 func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer, dev bool) error {
@@ -104,7 +106,8 @@ func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string
 	}
 	rt.handler.Tiles = append(rt.handler.Tiles, rt.tiles...)
 	srv, err := web.New(web.Config{BaseURL: cfg.BaseURL, Production: cfg.production(), SessionKeys: cfg.SessionKeys, Providers: providers},
-		web.Deps{Logger: log, Auth: rt.auth, Handlers: rt.handler, Ready: rt.ready, Mount: rt.mounts, ErrorMappers: rt.mappers})
+		web.Deps{Logger: log, Auth: rt.auth, Handlers: rt.handler, Ready: rt.ready, Mount: rt.mounts, ErrorMappers: rt.mappers,
+			Metrics: rt.metrics, MetricsToken: rt.cfg.MetricsToken})
 	if err != nil {
 		return err
 	}
