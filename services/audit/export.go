@@ -250,8 +250,8 @@ func (e *Export) meta() exportMeta {
 		by = e.req.Actor.ID
 	}
 	return exportMeta{
-		Agency:  fmt.Sprintf("%s (%s)", e.req.Agency.Name, e.req.Agency.Slug),
-		Range:   e.req.Filter.RangeText(), Filters: e.req.Filter.Text(), Records: e.Records,
+		Agency: fmt.Sprintf("%s (%s)", e.req.Agency.Name, e.req.Agency.Slug),
+		Range:  e.req.Filter.RangeText(), Filters: e.req.Filter.Text(), Records: e.Records,
 		HeadSeq: e.HeadSeq, HeadHash: e.HeadHash, GeneratedBy: by, GeneratedAt: e.GeneratedAt,
 	}
 }
