@@ -91,6 +91,16 @@ func TestAdminSignsInAndSeesDashboard(t *testing.T) {
 				t.Errorf("role in header = %q, want %q", got, models.RoleAdmin)
 			}
 
+			checkAuthorizeRequest(t, c)
+			for _, ck := range b.Cookies() {
+				if ck.Name == sessionCookie && strings.Contains(c.Logs(), ck.Value) {
+					t.Error("the server log contains the session cookie")
+				}
+			}
+			if strings.Contains(c.Logs(), c.IdP.ClientSecret) {
+				t.Error("the server log contains the OIDC client secret")
+			}
+
 			demo := agencyID(t, c, harness.DemoSlug)
 			var found bool
 			for _, e := range c.AuditEvents("auth.sign_in") {
@@ -102,6 +112,36 @@ func TestAdminSignsInAndSeesDashboard(t *testing.T) {
 				t.Errorf("no successful auth.sign_in audit event for Ada Admin in %s", harness.DemoSlug)
 			}
 		})
+	}
+}
+
+// checkAuthorizeRequest checks the one authorization request the provider
+// received: code flow with PKCE S256, a fresh state and nonce, the
+// configured scopes and the console's callback.
+func checkAuthorizeRequest(t *testing.T, c *harness.Console) {
+	t.Helper()
+	reqs := c.IdP.AuthorizeRequests()
+	if len(reqs) != 1 {
+		t.Fatalf("authorization requests = %d, want 1", len(reqs))
+	}
+	q := reqs[0]
+	want := map[string]string{
+		"response_type":         "code",
+		"client_id":             c.IdP.ClientID,
+		"redirect_uri":          c.URL + "/auth/callback/" + harness.ProviderID,
+		"scope":                 harness.ProviderScopes,
+		"code_challenge_method": "S256",
+	}
+	for k, v := range want {
+		if got := q.Get(k); got != v {
+			t.Errorf("authorization request %s = %q, want %q", k, got, v)
+		}
+	}
+	// 43 characters: a base64url SHA-256 challenge, and 256-bit state and nonce.
+	for _, k := range []string{"code_challenge", "state", "nonce"} {
+		if got := q.Get(k); len(got) < 43 {
+			t.Errorf("authorization request %s = %q, want at least 43 characters", k, got)
+		}
 	}
 }
 
@@ -247,6 +287,10 @@ func TestTamperedAndReplayedCallbacksAreRefused(t *testing.T) {
 	}
 	if n := len(c.AuditEvents("auth.sign_in")); n != 1 {
 		t.Errorf("auth.sign_in events = %d, want exactly the one genuine sign-in", n)
+	}
+	heldURL, _ := url.Parse(held)
+	if code := heldURL.Query().Get("code"); strings.Contains(c.Logs(), code) {
+		t.Error("the server log contains an authorization code")
 	}
 }
 

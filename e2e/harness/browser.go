@@ -29,7 +29,7 @@ func ChromiumPath(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv(ChromiumEnv); p != "" {
 		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("harness: %s=%s: %v", ChromiumEnv, p, err)
+			t.Fatalf("harness: Chromium is required for the end-to-end tests: %s=%s: %v (install it with `apt-get install -y chromium`)", ChromiumEnv, p, err)
 		}
 		return p
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +17,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/oauth2-proxy/mockoidc"
 
 	"keyconsole/models"
 	"keyconsole/models/modelstest"
@@ -67,7 +66,7 @@ type Console struct {
 	// Dialect is the database engine.
 	Dialect models.Dialect
 	// IdP is the OIDC provider the console signs users in with.
-	IdP *mockoidc.MockOIDC
+	IdP *IdP
 	// OperatorEmail is the configured platform operator's e-mail.
 	OperatorEmail string
 
@@ -99,6 +98,9 @@ func Start(t testing.TB, opts Options) *Console {
 		t: t, bin: bin, logs: &syncBuffer{},
 		Dialect: opts.Dialect, OperatorEmail: opts.OperatorEmail,
 		DataDir: t.TempDir(),
+	}
+	if opts.Dialect == models.Postgres {
+		requirePostgres(t)
 	}
 	c.DatabaseURL = modelstest.NewURL(t, opts.Dialect)
 	c.Addr = freeAddr(t)
@@ -349,6 +351,25 @@ func cleanEnv(vars map[string]string) []string {
 		out = append(out, k+"="+vars[k])
 	}
 	return out
+}
+
+// requirePostgres fails the test, naming what to install, when the
+// PostgreSQL server the tests create databases on does not answer.
+func requirePostgres(t testing.TB) {
+	t.Helper()
+	admin := modelstest.PostgresAdminURL()
+	host := "127.0.0.1:5432"
+	if u, err := url.Parse(admin); err == nil && u.Host != "" {
+		host = u.Host
+		if u.Port() == "" {
+			host = net.JoinHostPort(u.Hostname(), "5432")
+		}
+	}
+	conn, err := net.DialTimeout("tcp", host, 3*time.Second)
+	if err != nil {
+		t.Fatalf("harness: PostgreSQL is required for this end-to-end test and does not answer at %s: install it with `apt-get install -y postgresql` and start it (or set KEYCONSOLE_TEST_POSTGRES_URL): %v", host, err)
+	}
+	_ = conn.Close()
 }
 
 // freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.

@@ -2,7 +2,11 @@ package harness
 
 import (
 	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -72,13 +76,52 @@ func (u User) Claims(scope []string, base *mockoidc.IDTokenClaims) (jwt.Claims, 
 	return &idTokenClaims{IDTokenClaims: base, Email: s.Email, EmailVerified: s.EmailVerified, Name: s.Name, Groups: s.Groups}, nil
 }
 
+// IdP is the test's OIDC provider: a mockoidc server on 127.0.0.1 that also
+// records the query of every authorization request it receives.
+type IdP struct {
+	*mockoidc.MockOIDC
+
+	mu    sync.Mutex
+	authz []url.Values
+}
+
 // StartIdP runs a mockoidc provider on 127.0.0.1 until the test ends.
-func StartIdP(t testing.TB) *mockoidc.MockOIDC {
+func StartIdP(t testing.TB) *IdP {
 	t.Helper()
-	m, err := mockoidc.Run()
+	m, err := mockoidc.NewServer(nil)
 	if err != nil {
+		t.Fatalf("harness: mockoidc: %v", err)
+	}
+	idp := &IdP{MockOIDC: m}
+	err = m.AddMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == mockoidc.AuthorizationEndpoint {
+				idp.mu.Lock()
+				idp.authz = append(idp.authz, r.URL.Query())
+				idp.mu.Unlock()
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	if err != nil {
+		t.Fatalf("harness: mockoidc middleware: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("harness: mockoidc listener: %v", err)
+	}
+	if err := m.Start(ln, nil); err != nil {
 		t.Fatalf("harness: start mockoidc: %v", err)
 	}
 	t.Cleanup(func() { _ = m.Shutdown() })
-	return m
+	return idp
+}
+
+// AuthorizeRequests returns the query parameters of every authorization
+// request the provider received, oldest first (to check state, nonce, PKCE
+// and scopes as the console sent them).
+func (p *IdP) AuthorizeRequests() []url.Values {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.authz)
 }
