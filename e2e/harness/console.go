@@ -51,7 +51,9 @@ type Options struct {
 }
 
 // Console is one running keyconsole server (a child process) with its own
-// data directory, database and OIDC provider.
+// data directory, database and OIDC provider. Its helpers report failures to
+// the test that started it: from a subtest, use NewBrowser(t, c) and
+// NewClient(t, c.URL) with the subtest's t.
 type Console struct {
 	// URL is the base URL, http://127.0.0.1:PORT (no trailing slash).
 	URL string
