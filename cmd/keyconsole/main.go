@@ -34,6 +34,8 @@ Commands:
   kms rewrap [--batch N]
                         re-wrap every stored data key under the current KMS key
                         (resumable; audited)
+  version               print the version and whether the FIPS 140-3 module is active
+  audit verify|export|purge  verify audit chains, export a filtered view, purge past retention
   help                  show this help
 
 Configuration comes from KEYCONSOLE_* environment variables; see .env.example.
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "version", "--version":
+		err = cmdVersion(stdout)
 	case "serve":
 		err = cmdServe(ctx, args[1:], lookupEnv, stdout, stderr, false)
 	case "dev":
@@ -68,6 +72,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = cmdAgency(ctx, args[1:], lookupEnv, stdout)
 	case "config":
 		err = cmdConfig(args[1:], lookupEnv, stdout)
+	case "audit":
+		err = cmdAudit(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "kms":
 		err = cmdKMS(ctx, args[1:], lookupEnv, stdout, stderr)
 	default:
