@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,13 +36,15 @@ func (s *Server) signInPage(c echo.Context) error {
 	p := s.deps.Handlers.Page(c, "Sign in", "")
 	switch c.QueryParam("reason") {
 	case "idle":
-		p.Flash = &views.Flash{Kind: "warning", Text: "Your session was locked after 30 minutes without activity. Sign in again."}
+		p.Flash = &views.Flash{Kind: "warning", Text: "Your session was locked after " + humanDuration(s.deps.Auth.Config().IdleTimeout) + " without activity. Sign in again."}
 	case "expired":
 		p.Flash = &views.Flash{Kind: "warning", Text: "Your session reached its maximum length. Sign in again."}
 	case "disabled":
 		p.Flash = &views.Flash{Kind: "error", Text: "Your account has been disabled in the console."}
 	}
-	return handlers.Render(c, http.StatusOK, views.SignIn(p, ProviderChoices(s.cfg.Providers), safeReturn(c.QueryParam("return_to"))))
+	cfg := s.deps.Auth.Config()
+	return handlers.Render(c, http.StatusOK, views.SignIn(p, ProviderChoices(s.cfg.Providers), safeReturn(c.QueryParam("return_to")),
+		humanDuration(cfg.IdleTimeout), humanDuration(cfg.AbsoluteTimeout)))
 }
 
 func (s *Server) signedOutPage(c echo.Context) error {
@@ -215,3 +218,21 @@ func (s *Server) reauth(c echo.Context) error {
 }
 
 func oauth2Verifier() string { return oauth2.GenerateVerifier() }
+
+// humanDuration writes a timeout the way people say it ("30 minutes", "12 hours").
+func humanDuration(d time.Duration) string {
+	plural := func(n int64, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return strconv.FormatInt(n, 10) + " " + unit + "s"
+	}
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		return plural(int64(d/time.Hour), "hour")
+	case d >= time.Minute && d%time.Minute == 0:
+		return plural(int64(d/time.Minute), "minute")
+	default:
+		return plural(int64(d.Round(time.Second)/time.Second), "second")
+	}
+}
