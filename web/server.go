@@ -110,6 +110,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.Use(s.loadSession)
 
 	s.routes(e)
+	// The route table at debug level lets tests prove every route is covered.
+	for _, rt := range e.Routes() {
+		s.log.Debug("route", "method", rt.Method, "path", rt.Path)
+	}
 	return s, nil
 }
 
