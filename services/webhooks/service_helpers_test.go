@@ -55,12 +55,12 @@ func (c *testClock) Advance(d time.Duration) {
 // a packet. Only loopback addresses are let through; reaching the recorder
 // with any other address fails the test.
 type egressGuard struct {
-	t       *testing.T
+	t       testing.TB
 	mu      sync.Mutex
 	reached []string
 }
 
-func newEgressGuard(t *testing.T) *egressGuard { return &egressGuard{t: t} }
+func newEgressGuard(t testing.TB) *egressGuard { return &egressGuard{t: t} }
 
 func (g *egressGuard) connect(p EgressPolicy) ConnectFunc {
 	policyCheck := ControlFunc(p)
@@ -94,7 +94,7 @@ func (g *egressGuard) reset() {
 }
 
 // testDNS answers the host names the tests use; real DNS is never asked.
-func testDNS(t *testing.T) ResolveFunc {
+func testDNS(t testing.TB) ResolveFunc {
 	answers := map[string][]string{"internal.test": {"10.1.2.3"}, "metadata.test": {"::ffff:169.254.169.254"}}
 	return func(_ context.Context, host string) ([]netip.Addr, error) {
 		list, ok := answers[host]
@@ -121,7 +121,7 @@ func allowEverything() EgressPolicy {
 // svcEnv is one database with two agencies, real envelope encryption under a
 // local master key, a real audit recorder and an injectable clock.
 type svcEnv struct {
-	t        *testing.T
+	t        testing.TB
 	db       *models.DB
 	clock    *testClock
 	agency   models.Agency
@@ -133,7 +133,21 @@ type svcEnv struct {
 	guard    *egressGuard
 }
 
-func newSvcEnv(t *testing.T, db *models.DB) *svcEnv {
+func newSvcEnv(t testing.TB, db *models.DB) *svcEnv {
+	t.Helper()
+	key := make([]byte, local.MasterKeySize)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	kr, err := local.New(key, "")
+	if err != nil {
+		t.Fatalf("local keyring: %v", err)
+	}
+	return newSvcEnvWith(t, db, kr)
+}
+
+// newSvcEnvWith is newSvcEnv over a given keyring.
+func newSvcEnvWith(t testing.TB, db *models.DB, kr kms.Keyring) *svcEnv {
 	t.Helper()
 	ctx := context.Background()
 	clock := newTestClock()
@@ -144,14 +158,6 @@ func newSvcEnv(t *testing.T, db *models.DB) *svcEnv {
 			t.Fatalf("create agency: %v", err)
 		}
 		return a
-	}
-	key := make([]byte, local.MasterKeySize)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	kr, err := local.New(key, "")
-	if err != nil {
-		t.Fatalf("local keyring: %v", err)
 	}
 	env := kms.NewEnvelope(kr, kms.Options{})
 	rec := audit.NewRecorder(db, models.NewAuditStore(db), clock.Now)
@@ -246,7 +252,7 @@ type received struct {
 // secret it holds. It answers 204 when the secret named by decides verifies
 // the request and 401 otherwise.
 type verifyingReceiver struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *httptest.Server
 	mu      sync.Mutex
 	secrets map[string]Secret
@@ -254,7 +260,7 @@ type verifyingReceiver struct {
 	got     []received
 }
 
-func newVerifyingReceiver(t *testing.T) *verifyingReceiver {
+func newVerifyingReceiver(t testing.TB) *verifyingReceiver {
 	rv := &verifyingReceiver{t: t, secrets: map[string]Secret{}}
 	rv.srv = httptest.NewServer(http.HandlerFunc(rv.serve))
 	t.Cleanup(rv.srv.Close)
@@ -315,7 +321,7 @@ func (rv *verifyingReceiver) last() received {
 }
 
 // drain runs the worker until no delivery is due.
-func drain(t *testing.T, w *Worker) int {
+func drain(t testing.TB, w *Worker) int {
 	t.Helper()
 	total := 0
 	for range 100 {
