@@ -47,6 +47,7 @@ type feature func(ctx context.Context, rt *runtime) error
 var features = []feature{
 	wireKMS,
 	wireMetrics,
+	wireAudit,
 }
 
 func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer, dev bool) error {
