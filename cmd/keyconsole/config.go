@@ -37,6 +37,7 @@ type config struct {
 	MetricsToken    string
 	InsecureCookies bool
 	AuditRetention  time.Duration
+	TokenAudience   string
 }
 
 // providerConfig is one OIDC provider.
@@ -129,6 +130,7 @@ func loadConfig(lookupEnv func(string) (string, bool), dev bool) (*config, error
 	} else if c.production() && u.Scheme != "https" {
 		bad("KEYCONSOLE_BASE_URL", "must use https in production (session cookies are Secure-only)")
 	}
+	c.TokenAudience = g.str("KEYCONSOLE_TOKEN_AUDIENCE", c.BaseURL+"/api")
 	c.DatabaseURL = g.str("KEYCONSOLE_DATABASE_URL", filepath.Join(c.DataDir, "keyconsole.db"))
 	if strings.Contains(c.DatabaseURL, "://") && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite://") {
 		bad("KEYCONSOLE_DATABASE_URL", "must start with postgres://, sqlite:// or be a file path")

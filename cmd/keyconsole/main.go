@@ -36,6 +36,7 @@ Commands:
                         (resumable; audited)
   version               print the version and whether the FIPS 140-3 module is active
   audit verify|export|purge  verify audit chains, export a filtered view, purge past retention
+  token-keys list|rotate list the access-token signing keys, or rotate the active one
   help                  show this help
 
 Configuration comes from KEYCONSOLE_* environment variables; see .env.example.
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = cmdConfig(args[1:], lookupEnv, stdout)
 	case "audit":
 		err = cmdAudit(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "token-keys":
+		err = cmdTokenKeys(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "kms":
 		err = cmdKMS(ctx, args[1:], lookupEnv, stdout, stderr)
 	default:

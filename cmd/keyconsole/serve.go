@@ -47,6 +47,7 @@ type feature func(ctx context.Context, rt *runtime) error
 var features = []feature{
 	wireKMS,
 	wireMetrics,
+	wireAPIClients,
 	wireAudit,
 }
 

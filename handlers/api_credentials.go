@@ -1,0 +1,331 @@
+package handlers
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/a-h/templ"
+	"github.com/labstack/echo/v4"
+
+	"keyconsole/models"
+	"keyconsole/services/apiclients"
+	"keyconsole/services/audit"
+	"keyconsole/services/oauth"
+	"keyconsole/services/policy"
+	"keyconsole/views"
+)
+
+// historyLimit is how many audit events a credential's page shows.
+const historyLimit = 50
+
+// APICredentials serves the API credential pages of an agency.
+type APICredentials struct {
+	*Handler
+	Svc *apiclients.Service
+	// Policies gives the agency's rotation period for the page's text.
+	Policies policy.Source
+	// TokenURL is the public URL of the token endpoint.
+	TokenURL string
+}
+
+func (h *APICredentials) credentialsPath(s Scope) string {
+	return "/a/" + s.Agency.Slug + "/api-credentials"
+}
+
+func (h *APICredentials) row(s Scope, c apiclients.Credential) views.APICredentialRow {
+	r := views.APICredentialRow{
+		ID:          strconv.FormatInt(c.ID, 10),
+		Name:        c.Name,
+		ClientID:    c.ClientID,
+		Environment: c.Environment,
+		CreatedBy:   c.CreatedByName,
+		Created:     views.When(c.CreatedAt),
+		LastRotated: views.WhenPtr(c.RotatedAt, "never"),
+		LastUsed:    views.WhenPtr(c.LastUsedAt, "never"),
+		Expires:     "no expiry date",
+		Age:         c.Policy.AgeState,
+		DueAt:       views.Day(c.Policy.DueAt),
+		Status:      c.Status,
+		Path:        h.credentialsPath(s) + "/" + strconv.FormatInt(c.ID, 10),
+	}
+	if r.CreatedBy == "" {
+		r.CreatedBy = "unknown"
+	}
+	if c.ExpiresAt != nil {
+		r.Expires = views.When(*c.ExpiresAt)
+	}
+	switch c.Policy.AgeState {
+	case policy.AgeOverdue:
+		r.AgeLabel = "Overdue"
+	case policy.AgeDueSoon:
+		r.AgeLabel = "Due soon"
+	default:
+		r.AgeLabel = "OK"
+	}
+	return r
+}
+
+// List shows the agency's credentials, one table per environment.
+func (h *APICredentials) List(c echo.Context) error {
+	s, _ := ScopeOf(c)
+	ctx := c.Request().Context()
+	list, err := h.Svc.List(ctx, s.Agency.ID)
+	if err != nil {
+		return err
+	}
+	d := views.APICredentialList{NewPath: h.credentialsPath(s) + "/new", MaxAgeDays: h.maxAgeDays(ctx, s.Agency.ID)}
+	for _, cr := range list {
+		r := h.row(s, cr)
+		if cr.Environment == oauth.EnvProduction {
+			d.Production = append(d.Production, r)
+		} else {
+			d.Staging = append(d.Staging, r)
+		}
+	}
+	return Render(c, http.StatusOK, views.APICredentials(h.Page(c, "API credentials", "api"), d))
+}
+
+func (h *APICredentials) maxAgeDays(ctx context.Context, agencyID int64) int {
+	src := h.Policies
+	if src == nil {
+		src = policy.DefaultSource{}
+	}
+	p, err := src.Policy(ctx, agencyID)
+	if err != nil {
+		p = policy.Default()
+	}
+	return int(p.MaxAge(policy.TypeAPICredential).Hours() / 24)
+}
+
+// New shows the create form.
+func (h *APICredentials) New(c echo.Context) error {
+	return h.renderNew(c, http.StatusOK, views.APICredentialForm{Environment: oauth.EnvStaging}, nil)
+}
+
+func (h *APICredentials) renderNew(c echo.Context, status int, f views.APICredentialForm, errs views.FieldErrors) error {
+	// Every rendering gets a fresh one-time token: a refused form may be
+	// submitted again, a successful one may not.
+	f.Nonce = apiclients.NewNonce()
+	return Render(c, status, views.APICredentialNew(h.Page(c, "Create an API credential", "api"), f, errs))
+}
+
+// Create makes a credential and answers with the page that shows its
+// secret, once. The secret is rendered into this response only: never a
+// redirect, a URL, a flash or the session.
+func (h *APICredentials) Create(c echo.Context) error {
+	s, _ := ScopeOf(c)
+	pr, _ := PrincipalOf(c)
+	in := apiclients.CreateInput{
+		Name:        c.FormValue("name"),
+		Description: c.FormValue("description"),
+		Environment: c.FormValue("environment"),
+		Expires:     c.FormValue("expires"),
+		Nonce:       c.FormValue("nonce"),
+	}
+	cred, secret, err := h.Svc.Create(c.Request().Context(), pr.Actor(), Origin(c), s.Agency.ID, in)
+	var ve *apiclients.ValidationError
+	var ae *apiclients.AlreadySubmittedError
+	switch {
+	case errors.As(err, &ve):
+		f := views.APICredentialForm{Name: in.Name, Description: in.Description, Environment: in.Environment, Expires: in.Expires}
+		return h.renderNew(c, http.StatusUnprocessableEntity, f, ve.Fields)
+	case errors.As(err, &ae):
+		noStore(c)
+		path := h.credentialsPath(s) + "/" + strconv.FormatInt(ae.Credential.ID, 10)
+		return Render(c, http.StatusConflict, views.APICredentialAlreadyShown(h.Page(c, "Already created", "api"), "Credential "+ae.Credential.Name+" was already created", path))
+	case err != nil:
+		return err
+	}
+	return h.renderSecret(c, s, cred, secret, false)
+}
+
+func (h *APICredentials) renderSecret(c echo.Context, s Scope, cred models.APICredential, secret oauth.ClientSecret, regenerated bool) error {
+	noStore(c)
+	env := "# keyconsole API credential \"" + envComment(cred.Name) + "\" (" + cred.Environment + ") of " + envComment(s.Agency.Name) + "\n" +
+		"ECD_TOKEN_URL=" + h.TokenURL + "\n" +
+		"ECD_CLIENT_ID=" + cred.ClientID + "\n" +
+		"ECD_CLIENT_SECRET=" + secret.Reveal() + "\n"
+	shown := views.APISecretShown{
+		Name:        cred.Name,
+		ClientID:    cred.ClientID,
+		Environment: cred.Environment,
+		Secret:      secret.Reveal(),
+		TokenURL:    h.TokenURL,
+		EnvFileName: envFileName(s.Agency.Slug, cred.Name, cred.Environment),
+		EnvDataURL:  templ.SafeURL("data:text/plain;charset=utf-8;base64," + base64.StdEncoding.EncodeToString([]byte(env))),
+		DetailPath:  h.credentialsPath(s) + "/" + strconv.FormatInt(cred.ID, 10),
+		Regenerated: regenerated,
+	}
+	title := "Credential created"
+	if regenerated {
+		title = "Secret regenerated"
+	}
+	return Render(c, http.StatusOK, views.APICredentialSecret(h.Page(c, title, "api"), shown))
+}
+
+// noStore keeps a response out of every cache, the browser's included.
+func noStore(c echo.Context) {
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}
+
+var fileNameUnsafe = regexp.MustCompile(`[^a-z0-9]+`)
+
+// envFileName is a safe download name such as demo-county-sync-staging.env.
+func envFileName(agency, name, env string) string {
+	n := strings.Trim(fileNameUnsafe.ReplaceAllString(strings.ToLower(name), "-"), "-")
+	if len(n) > 40 {
+		n = strings.Trim(n[:40], "-")
+	}
+	parts := []string{agency}
+	if n != "" {
+		parts = append(parts, n)
+	}
+	return strings.Join(append(parts, env), "-") + ".env"
+}
+
+// envComment keeps a name on one comment line of the .env file.
+func envComment(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '"' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+func (h *APICredentials) load(c echo.Context) (Scope, apiclients.Credential, error) {
+	s, _ := ScopeOf(c)
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return s, apiclients.Credential{}, ErrNotFound
+	}
+	cred, err := h.Svc.Get(c.Request().Context(), s.Agency.ID, id)
+	if err != nil {
+		return s, apiclients.Credential{}, notFoundOr(err)
+	}
+	return s, cred, nil
+}
+
+// Show is a credential's page with its history (for admins and reviewers).
+func (h *APICredentials) Show(c echo.Context) error {
+	s, cred, err := h.load(c)
+	if err != nil {
+		return err
+	}
+	p := h.Page(c, cred.Name, "api")
+	d := views.APICredentialDetail{Row: h.row(s, cred), Description: cred.Description, ShowHistory: p.CanReview(), TokenURL: h.TokenURL}
+	if d.ShowHistory {
+		evs, err := h.Svc.History(c.Request().Context(), s.Agency.ID, cred.ID, historyLimit)
+		if err != nil {
+			return notFoundOr(err)
+		}
+		for _, e := range evs {
+			d.History = append(d.History, views.APICredentialEvent{
+				When: views.When(e.OccurredAt), Actor: actorLabel(e), Action: e.Action,
+				Outcome: e.Outcome, Reason: e.Reason, Details: audit.DecodeDetails(e.Details),
+			})
+		}
+	}
+	return Render(c, http.StatusOK, views.APICredentialShow(p, d))
+}
+
+func (h *APICredentials) confirm(s Scope, cred apiclients.Credential, action string) views.APICredentialConfirm {
+	r := h.row(s, cred)
+	return views.APICredentialConfirm{Row: r, Version: strconv.FormatInt(cred.SecretVersion, 10), Action: r.Path + "/" + action}
+}
+
+// RegenerateConfirm asks the admin to type the credential's name.
+func (h *APICredentials) RegenerateConfirm(c echo.Context) error {
+	s, cred, err := h.load(c)
+	if err != nil {
+		return err
+	}
+	if cred.Status != apiclients.StatusActive {
+		h.Flashf(c, "error", "Only an active credential can be regenerated.")
+		return SeeOther(c, h.credentialsPath(s)+"/"+c.Param("id"))
+	}
+	return Render(c, http.StatusOK, views.APICredentialRegenerate(h.Page(c, "Regenerate "+cred.Name, "api"), h.confirm(s, cred, "regenerate"), nil))
+}
+
+// Regenerate replaces the secret and shows the new one, once.
+func (h *APICredentials) Regenerate(c echo.Context) error {
+	s, cred, err := h.load(c)
+	if err != nil {
+		return err
+	}
+	pr, _ := PrincipalOf(c)
+	version, _ := strconv.ParseInt(c.FormValue("version"), 10, 64)
+	in := apiclients.RegenerateInput{ConfirmName: c.FormValue("confirm_name"), Version: version}
+	out, secret, err := h.Svc.Regenerate(c.Request().Context(), pr.Actor(), Origin(c), s.Agency.ID, cred.ID, in)
+	var ve *apiclients.ValidationError
+	detail := h.credentialsPath(s) + "/" + strconv.FormatInt(cred.ID, 10)
+	switch {
+	case errors.As(err, &ve):
+		cf := h.confirm(s, cred, "regenerate")
+		cf.Confirm = in.ConfirmName
+		return Render(c, http.StatusUnprocessableEntity, views.APICredentialRegenerate(h.Page(c, "Regenerate "+cred.Name, "api"), cf, ve.Fields))
+	case errors.Is(err, apiclients.ErrStale):
+		noStore(c)
+		return Render(c, http.StatusConflict, views.APICredentialAlreadyShown(h.Page(c, "Already regenerated", "api"), "The secret of "+cred.Name+" was already regenerated", detail))
+	case errors.Is(err, apiclients.ErrRevoked), errors.Is(err, apiclients.ErrExpired):
+		h.Flashf(c, "error", "Only an active credential can be regenerated.")
+		return SeeOther(c, detail)
+	case err != nil:
+		return notFoundOr(err)
+	}
+	return h.renderSecret(c, s, out, secret, true)
+}
+
+// RevokeConfirm asks the admin to confirm a revocation.
+func (h *APICredentials) RevokeConfirm(c echo.Context) error {
+	s, cred, err := h.load(c)
+	if err != nil {
+		return err
+	}
+	if cred.Status == apiclients.StatusRevoked {
+		h.Flashf(c, "info", "This credential is already revoked.")
+		return SeeOther(c, h.credentialsPath(s)+"/"+c.Param("id"))
+	}
+	return Render(c, http.StatusOK, views.APICredentialRevoke(h.Page(c, "Revoke "+cred.Name, "api"), h.confirm(s, cred, "revoke")))
+}
+
+// Revoke revokes the credential at once.
+func (h *APICredentials) Revoke(c echo.Context) error {
+	s, cred, err := h.load(c)
+	if err != nil {
+		return err
+	}
+	pr, _ := PrincipalOf(c)
+	detail := h.credentialsPath(s) + "/" + strconv.FormatInt(cred.ID, 10)
+	_, err = h.Svc.Revoke(c.Request().Context(), pr.Actor(), Origin(c), s.Agency.ID, cred.ID)
+	switch {
+	case errors.Is(err, apiclients.ErrRevoked):
+		h.Flashf(c, "info", "This credential was already revoked.")
+		return SeeOther(c, detail)
+	case err != nil:
+		return notFoundOr(err)
+	}
+	h.Flashf(c, "success", "Credential "+cred.Name+" revoked. The token endpoint refuses it from now on.")
+	return SeeOther(c, detail)
+}
+
+// Tile summarises the agency's credentials on the dashboard.
+func (h *APICredentials) Tile(ctx context.Context, s Scope) ([]views.DashboardTile, error) {
+	sum, err := h.Svc.Summarize(ctx, s.Agency.ID)
+	if err != nil {
+		return nil, err
+	}
+	t := views.DashboardTile{Label: "API credentials", Value: strconv.Itoa(sum.Active), Link: h.credentialsPath(s), Hint: "active"}
+	if sum.Overdue > 0 || sum.DueSoon > 0 {
+		t.Hint = strconv.Itoa(sum.Overdue) + " overdue, " + strconv.Itoa(sum.DueSoon) + " due soon for rotation"
+		t.Warn = sum.Overdue > 0
+	}
+	return []views.DashboardTile{t}, nil
+}
