@@ -29,6 +29,7 @@ type config struct {
 	Operators       []string
 	SFTPAddr        string
 	WebhookCIDRs    []netip.Prefix
+	WebhookEgress   []string
 	IdleTimeout     time.Duration
 	AbsoluteTimeout time.Duration
 	LogFormat       string
@@ -239,6 +240,7 @@ func loadConfig(lookupEnv func(string) (string, bool), dev bool) (*config, error
 		}
 		c.WebhookCIDRs = append(c.WebhookCIDRs, p.Masked())
 	}
+	c.WebhookEgress = strings.FieldsFunc(getenv("KEYCONSOLE_WEBHOOK_EGRESS_IPS"), func(r rune) bool { return r == ',' || r == ' ' })
 	c.IdleTimeout = durationVar(g, "KEYCONSOLE_SESSION_IDLE_TIMEOUT", 30*time.Minute, &errs)
 	c.AbsoluteTimeout = durationVar(g, "KEYCONSOLE_SESSION_ABSOLUTE_TIMEOUT", 12*time.Hour, &errs)
 	if c.IdleTimeout > c.AbsoluteTimeout {

@@ -49,6 +49,7 @@ var features = []feature{
 	wireMetrics,
 	wireAPIClients,
 	wireAudit,
+	wireWebhooks,
 }
 
 func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer, dev bool) error {

@@ -114,7 +114,7 @@ func (s *Service) SetSecret(ctx context.Context, by Caller, agencyID, id int64, 
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("webhooks: secret changed concurrently: %w", models.ErrConflict)
+			return fmt.Errorf("%w: %w", ErrChanged, models.ErrConflict)
 		}
 		if err := s.record(ctx, by, e, action, audit.OutcomeSuccess, "", details); err != nil {
 			return err
@@ -202,7 +202,7 @@ func (s *Service) endWindow(ctx context.Context, by Caller, e models.WebhookEndp
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("webhooks: secret changed concurrently: %w", models.ErrConflict)
+		return fmt.Errorf("%w: %w", ErrChanged, models.ErrConflict)
 	}
 	if err := s.secrets.Delete(ctx, SecretRef(e.AgencyID, e.ID, e.PreviousVersion)); err != nil {
 		return err

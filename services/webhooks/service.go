@@ -40,6 +40,7 @@ var (
 	ErrDisabled      = errors.New("webhooks: the endpoint is disabled")
 	ErrBadPayload    = errors.New("webhooks: the payload is not a JSON value of at most 256 KiB")
 	ErrNoRotation    = errors.New("webhooks: no rotation window is open")
+	ErrChanged       = errors.New("webhooks: the endpoint's secret changed meanwhile")
 )
 
 // InputError is a refused form: field name to a message for the person who

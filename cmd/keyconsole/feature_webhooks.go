@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"keyconsole/handlers"
+	"keyconsole/models"
+	"keyconsole/services/webhooks"
+	"keyconsole/web"
+)
+
+// wireWebhooks adds the webhook endpoint pages, the delivery service and its
+// background worker (queued deliveries with retries, and the sweep that ends
+// rotation windows and destroys old secrets).
+func wireWebhooks(ctx context.Context, rt *runtime) error {
+	if rt.secrets == nil {
+		return errors.New("webhooks: the secret service is not wired")
+	}
+	for _, ip := range rt.cfg.WebhookEgress {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			if _, err := netip.ParsePrefix(ip); err != nil {
+				return configErrors{{"KEYCONSOLE_WEBHOOK_EGRESS_IPS", fmt.Sprintf("%q is not an IP address or CIDR prefix", ip)}}
+			}
+		}
+	}
+	svc := webhooks.NewService(rt.db, models.NewWebhookStore(rt.db), rt.secrets, rt.recorder, rt.policies, webhooks.Options{
+		Egress:    webhooks.EgressPolicy{AllowedCIDRs: rt.cfg.WebhookCIDRs, RequireHTTPS: rt.cfg.production()},
+		EgressIPs: rt.cfg.WebhookEgress,
+		Clock:     rt.clock,
+	})
+	h := handlers.NewWebhooks(rt.handler, svc)
+	rt.mounts = append(rt.mounts, web.WebhooksRoutes(h))
+	rt.tiles = append(rt.tiles, handlers.WebhookTiles(svc))
+
+	host, _ := os.Hostname()
+	worker := svc.NewWorker(webhooks.WorkerOptions{ID: host, Logger: rt.log.With("component", "webhooks")})
+	rt.background = append(rt.background, worker.Run)
+
+	if rt.metrics != nil {
+		for name, f := range map[string]func(webhooks.Stats) uint64{
+			"enqueued": func(s webhooks.Stats) uint64 { return s.Enqueued }, "succeeded": func(s webhooks.Stats) uint64 { return s.Succeeded },
+			"failed": func(s webhooks.Stats) uint64 { return s.Failed }, "refused": func(s webhooks.Stats) uint64 { return s.Refused },
+			"retried": func(s webhooks.Stats) uint64 { return s.Retried },
+		} {
+			if err := rt.metrics.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "keyconsole_webhook_deliveries_total", Help: "Webhook delivery attempts and queued events, by result.", ConstLabels: prometheus.Labels{"result": name},
+			}, func() float64 { return float64(f(svc.Stats())) })); err != nil {
+				return fmt.Errorf("webhooks: metrics: %w", err)
+			}
+		}
+	}
+	rt.mappers = append(rt.mappers, func(err error) (int, string, string, bool) {
+		switch {
+		case errors.Is(err, webhooks.ErrNoSecret):
+			return http.StatusConflict, "No secret", "This endpoint has no signing secret yet. Set one first.", true
+		case errors.Is(err, webhooks.ErrChanged):
+			return http.StatusConflict, "Changed meanwhile", "The endpoint was changed by someone else at the same time. Nothing was changed; reload the page and try again.", true
+		}
+		return 0, "", "", false
+	})
+	return nil
+}
