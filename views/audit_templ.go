@@ -120,7 +120,7 @@ func AuditList(p Page, d AuditListData) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "\" class=\"usa-form usa-form--large\" id=\"audit-filter\" aria-labelledby=\"filter-heading\"><h2 id=\"filter-heading\">Filter</h2><p class=\"usa-hint\">Times are UTC: a date (2026-03-01) or a date and time (2026-03-01T09:30). \"To\" includes the whole day or minute it names.</p><div class=\"grid-row grid-gap\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "\" class=\"usa-form usa-form--large\" id=\"audit-filter\" aria-labelledby=\"filter-heading\"><h2 id=\"filter-heading\">Filter</h2><p class=\"usa-hint\" id=\"time-hint\">Times are UTC: a date (2026-03-01) or a date and time (2026-03-01T09:30). \"To\" includes the whole day or minute it names.</p><div class=\"grid-row grid-gap\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -173,7 +173,7 @@ func AuditList(p Page, d AuditListData) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, "\" maxlength=\"40\" inputmode=\"numeric\" placeholder=\"YYYY-MM-DD\"></div>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, "\" maxlength=\"40\" aria-describedby=\"time-hint\"></div>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -226,7 +226,7 @@ func AuditList(p Page, d AuditListData) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 11, "\" maxlength=\"40\" inputmode=\"numeric\" placeholder=\"YYYY-MM-DD\"></div><div class=\"usa-form-group tablet:grid-col-6\"><label class=\"usa-label\" for=\"actor\">Actor</label> <span class=\"usa-hint\" id=\"actor-hint\">Name or id, exactly.</span> <input class=\"usa-input\" id=\"actor\" name=\"actor\" value=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 11, "\" maxlength=\"40\" aria-describedby=\"time-hint\"></div><div class=\"usa-form-group tablet:grid-col-6\"><label class=\"usa-label\" for=\"actor\">Actor</label> <span class=\"usa-hint\" id=\"actor-hint\">Name or id, exactly.</span> <input class=\"usa-input\" id=\"actor\" name=\"actor\" value=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
