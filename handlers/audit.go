@@ -54,7 +54,7 @@ func (h *AuditLog) List(c echo.Context) error {
 	after, _ := strconv.ParseInt(q.Get("after"), 10, 64)
 	mf := flt.Model(s.Agency.ID)
 	var (
-		events            []models.AuditEvent
+		events             []models.AuditEvent
 		hasOlder, hasNewer bool
 	)
 	if after > 0 {
