@@ -46,6 +46,7 @@ type feature func(ctx context.Context, rt *runtime) error
 // features is every optional part of the console, in start order.
 var features = []feature{
 	wireKMS,
+	wireHygiene,
 	wireMetrics,
 	wireAPIClients,
 	wireAudit,

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"time"
 
 	"keyconsole/services/audit"
@@ -25,6 +26,8 @@ const (
 	StatusActive  = "active"
 	StatusRevoked = "revoked"
 	StatusExpired = "expired"
+	// StatusDisabled is a webhook endpoint that no longer receives events.
+	StatusDisabled = "disabled"
 )
 
 // Item is one credential of any type, as the hygiene views need it.
@@ -44,10 +47,24 @@ type Item struct {
 	// DetailPath and RotatePath are relative to /a/<agency slug>.
 	DetailPath string
 	RotatePath string
+	// AuditID is the target id the feature's audit records give this
+	// credential (e.g. an API credential's client_id); empty means ID.
+	AuditID string
+	// Extra is a short description for lists (key type and fingerprint,
+	// client_id, endpoint URL); never a secret.
+	Extra string
 }
 
 // Key identifies an item across types, e.g. "ssh_key:12".
 func (it Item) Key() string { return fmt.Sprintf("%s:%d", it.Type, it.ID) }
+
+// AuditTargetID is the target id of the item in its feature's audit records.
+func (it Item) AuditTargetID() string {
+	if it.AuditID != "" {
+		return it.AuditID
+	}
+	return strconv.FormatInt(it.ID, 10)
+}
 
 // Active reports whether the item still grants access.
 func (it Item) Active() bool { return it.Status == "" || it.Status == StatusActive }

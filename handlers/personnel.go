@@ -1,0 +1,194 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"keyconsole/models"
+	"keyconsole/services/inventory"
+	"keyconsole/services/policy"
+	"keyconsole/views"
+)
+
+func memberStatus(u models.User) string {
+	if u.Disabled() {
+		return "deactivated " + views.WhenPtr(u.DisabledAt, "")
+	}
+	return "active"
+}
+
+// PersonnelIndex lists the agency's users to start a personnel change.
+func (h *Hygiene) PersonnelIndex(c echo.Context) error {
+	s, _ := ScopeOf(c)
+	members, err := h.Inventory.Members(c.Request().Context(), s.Agency.ID)
+	if err != nil {
+		return err
+	}
+	var v views.PersonnelIndexView
+	for _, m := range members {
+		v.Members = append(v.Members, views.MemberRow{ID: strconv.FormatInt(m.ID, 10), Name: m.Display(), Email: m.Email, Role: m.Role,
+			LastSignIn: views.WhenPtr(m.LastSignInAt, "never"), Status: memberStatus(m.User), Disabled: m.Disabled()})
+	}
+	return Render(c, http.StatusOK, views.PersonnelIndex(h.Page(c, "Personnel change", "policy"), v))
+}
+
+func (h *Hygiene) memberID(c echo.Context) (int64, error) {
+	id, err := strconv.ParseInt(c.Param("user"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, ErrNotFound
+	}
+	return id, nil
+}
+
+// reviewView builds the personnel review of a user; actions, when given,
+// are the admin's choices to show again.
+func (h *Hygiene) reviewView(c echo.Context, userID int64, actions map[string]string) (views.PersonnelReviewView, inventory.Review, error) {
+	s, _ := ScopeOf(c)
+	pr, _ := PrincipalOf(c)
+	rv, err := h.Inventory.Review(c.Request().Context(), s.Agency.ID, userID)
+	if err != nil {
+		return views.PersonnelReviewView{}, rv, notFoundOr(err)
+	}
+	m := rv.Member
+	v := views.PersonnelReviewView{UserID: strconv.FormatInt(m.ID, 10), Name: m.Display(), Email: m.Email, Role: m.Role,
+		Status: memberStatus(m.User), Disabled: m.Disabled(), Slug: s.Agency.Slug}
+	switch {
+	case m.ID == pr.User.ID:
+		v.DeactivateBlocked = "You cannot deactivate yourself; another admin must do it."
+	case m.IsOperator:
+		v.DeactivateBlocked = "This person is a platform operator; only a platform operator can deactivate them."
+	case rv.OtherAgencies > 0:
+		v.DeactivateBlocked = fmt.Sprintf("This person also holds a role in %d other agencies; ask a platform operator to deactivate them, or have their identity-provider groups changed.", rv.OtherAgencies)
+	}
+	base := "/a/" + s.Agency.Slug
+	for _, e := range rv.Entries {
+		row := views.PersonnelEntryRow{Key: e.Key(), Name: e.Name, Extra: e.Extra, TypeLabel: policy.TypeLabel(e.Type), Environment: e.Environment,
+			Status: e.Status, Active: e.Active() && h.revocable(e.Type), CanRotate: e.CanRotate}
+		if row.Status == "" {
+			row.Status = inventory.StatusActive
+		}
+		for _, t := range e.Touches {
+			row.Relations = append(row.Relations, fmt.Sprintf("%s (%d×, last %s)", t.Relation, t.Count, views.When(t.LastAt)))
+		}
+		if e.Reachable {
+			row.Relations = append(row.Relations, inventory.RelReachable)
+		}
+		if e.DetailPath != "" {
+			row.DetailPath = base + e.DetailPath
+		}
+		// Suggest rotating what the person handled or could reach, revoking
+		// what the console cannot rotate but they handled themselves.
+		switch {
+		case actions != nil:
+			row.Action = actions[row.Key]
+		case e.CanRotate:
+			row.Action = "rotate"
+		case len(e.Touches) > 0:
+			row.Action = "revoke"
+		}
+		if row.Action == "" {
+			row.Action = "keep"
+		}
+		v.Entries = append(v.Entries, row)
+	}
+	return v, rv, nil
+}
+
+// PersonnelReview shows one user's credentials and the change form.
+func (h *Hygiene) PersonnelReview(c echo.Context) error {
+	id, err := h.memberID(c)
+	if err != nil {
+		return err
+	}
+	v, _, err := h.reviewView(c, id, nil)
+	if err != nil {
+		return err
+	}
+	v.Deactivate = c.QueryParam("deactivate") == "1"
+	return Render(c, http.StatusOK, views.PersonnelReview(h.Page(c, "Personnel change: "+v.Name, "policy"), v))
+}
+
+// PersonnelApply runs the chosen rotations, revocations and deactivation
+// as one linked operation and shows its summary, with any new secret shown
+// once (the response is never cached).
+func (h *Hygiene) PersonnelApply(c echo.Context) error {
+	s, _ := ScopeOf(c)
+	pr, _ := PrincipalOf(c)
+	id, err := h.memberID(c)
+	if err != nil {
+		return err
+	}
+	form, err := c.FormParams()
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "bad form")
+	}
+	actions := map[string]string{}
+	for k, vals := range form {
+		key, ok := strings.CutPrefix(k, "action.")
+		if !ok || len(vals) == 0 {
+			continue
+		}
+		if _, _, ok := inventory.ParseKey(key); !ok {
+			return ErrNotFound
+		}
+		switch vals[0] {
+		case "rotate", "revoke":
+			actions[key] = vals[0]
+		case "keep":
+		default:
+			return echo.NewHTTPError(http.StatusBadRequest, "bad action")
+		}
+	}
+	if len(actions) > 500 {
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "too many items")
+	}
+	deactivate := form.Get("deactivate") == "1"
+	reason := strings.TrimSpace(form.Get("reason"))
+	errs := views.FieldErrors{}
+	if strings.TrimSpace(form.Get("confirm")) != s.Agency.Slug {
+		errs["confirm"] = "Type the agency's short name, " + s.Agency.Slug + ", exactly to confirm."
+	}
+	if len(reason) > 300 || strings.ContainsAny(reason, "\r\n") {
+		errs["reason"] = "The reason must be a single line of at most 300 characters."
+	}
+	var res inventory.PersonnelResult
+	if len(errs) == 0 {
+		res, err = h.Inventory.Personnel(c.Request().Context(), inventory.PersonnelChange{AgencyID: s.Agency.ID, AgencyName: s.Agency.Name,
+			Actor: pr.Actor(), ActorID: pr.User.ID, Origin: Origin(c), UserID: id, Actions: actions, Deactivate: deactivate, Reason: reason})
+		switch {
+		case errors.Is(err, inventory.ErrSelf), errors.Is(err, inventory.ErrOperator), errors.Is(err, inventory.ErrOtherAgencies):
+			errs["deactivate"] = "This person cannot be deactivated here; see step 2."
+		case errors.Is(err, inventory.ErrNothingToDo):
+			errs["deactivate"] = "Choose at least one credential to rotate or revoke, or deactivate the user."
+		case err != nil:
+			return notFoundOr(err)
+		}
+	}
+	if len(errs) > 0 {
+		v, _, err := h.reviewView(c, id, actions)
+		if err != nil {
+			return err
+		}
+		v.Deactivate, v.Reason, v.Errors = deactivate, reason, errs
+		return Render(c, http.StatusUnprocessableEntity, views.PersonnelReview(h.Page(c, "Personnel change: "+v.Name, "policy"), v))
+	}
+	recs, err := h.Inventory.OperationLog(c.Request().Context(), s.Agency.ID, res.ID)
+	if err != nil {
+		return err
+	}
+	v := operationView(res.ID, recs)
+	for _, r := range res.Results {
+		if r.Rotation == nil || r.Rotation.NewSecret == nil {
+			continue
+		}
+		v.Secrets = append(v.Secrets, views.NewSecretView{Name: r.Item.Name, TypeLabel: policy.TypeLabel(r.Item.Type),
+			Label: r.Rotation.SecretLabel, Value: r.Rotation.NewSecret.Reveal(), Note: r.Rotation.Note})
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return Render(c, http.StatusOK, views.OperationSummary(h.Page(c, "Personnel change summary", "policy"), v))
+}
