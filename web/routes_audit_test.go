@@ -97,7 +97,7 @@ func newAuditStack(t *testing.T, db *models.DB) auditStack {
 
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	h := handlers.New(handlers.Deps{Logger: log, Auth: asvc, Agencies: ag, Users: users, Audit: audits})
-	ah := &handlers.AuditLog{Handler: h, Exporter: audit.NewExporter(audits, rec, nil), Chain: audit.NewChainMonitor(audit.NewVerifier(audits), time.Minute, nil)}
+	ah := &handlers.AuditLog{Handler: h, Exporter: audit.NewExporter(audits, rec, nil), Chain: audit.NewChainMonitor(audit.NewVerifier(audits), time.Minute, time.Hour, nil)}
 	ts := httptest.NewUnstartedServer(nil)
 	base := "http://" + ts.Listener.Addr().String()
 	s, err := New(Config{BaseURL: base, SessionKeys: []string{"audit-test-session-key-0123456789abcdef"}},
@@ -382,7 +382,7 @@ func newAuditStackServerOnly(t *testing.T, st auditStack, db *models.DB) auditSt
 	asvc := auth.NewService(db, users, as, models.NewSessionStore(db), rec, auth.Config{})
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	h := handlers.New(handlers.Deps{Logger: log, Auth: asvc, Agencies: agencies.NewService(db, as, rec, nil), Users: users, Audit: audits})
-	ah := &handlers.AuditLog{Handler: h, Exporter: audit.NewExporter(audits, rec, nil), Chain: audit.NewChainMonitor(audit.NewVerifier(audits), time.Minute, nil)}
+	ah := &handlers.AuditLog{Handler: h, Exporter: audit.NewExporter(audits, rec, nil), Chain: audit.NewChainMonitor(audit.NewVerifier(audits), time.Minute, time.Hour, nil)}
 	ts := httptest.NewUnstartedServer(nil)
 	s, err := New(Config{BaseURL: "http://" + ts.Listener.Addr().String(), SessionKeys: []string{"audit-test-session-key-0123456789abcdef"}},
 		Deps{Logger: log, Auth: asvc, Handlers: h, Mount: []func(e *echo.Echo, r *Router){AuditRoutes(ah)}})

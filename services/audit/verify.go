@@ -57,93 +57,105 @@ func NewVerifier(store *models.AuditStore) *Verifier { return &Verifier{store: s
 // audit.purge record of the same chain naming its sequence and hash; an
 // anchor anywhere but at the start of the chain is a break.
 func (v *Verifier) Verify(ctx context.Context, agencyID int64) (Report, error) {
-	rep := Report{AgencyID: agencyID, Intact: true}
+	rep, _, err := v.verifyFrom(ctx, agencyID, walk{first: true})
+	return rep, err
+}
+
+// walk is how far a verification has come: enough to resume it later over
+// the records appended since.
+type walk struct {
+	first     bool
+	afterSeq  int64
+	expect    int64
+	prevHash  string
+	lastID    int64
+	records   int64
+	anchor    *models.AuditEvent
+	confirmed bool
+}
+
+// verifyFrom continues a verification from w (a fresh walk starts at the
+// first record) to the current head.
+func (v *Verifier) verifyFrom(ctx context.Context, agencyID int64, w walk) (Report, walk, error) {
+	rep := Report{AgencyID: agencyID, Intact: true, Records: w.records}
 	head, err := v.store.Head(ctx, agencyID)
 	if err != nil {
 		if isNotFound(err) {
-			return rep, nil
+			return rep, w, nil
 		}
-		return rep, fmt.Errorf("audit: verify: %w", err)
+		return rep, w, fmt.Errorf("audit: verify: %w", err)
 	}
 	rep.HeadSeq, rep.HeadHash = head.Seq, head.Hash
-	var (
-		afterSeq  int64
-		prevHash  string
-		expect    int64
-		first     = true
-		anchor    *models.AuditEvent
-		confirmed bool
-		lastID    int64
-	)
 	for {
-		events, err := v.store.ChainOrder(ctx, agencyID, afterSeq, v.batch)
+		events, err := v.store.ChainOrder(ctx, agencyID, w.afterSeq, v.batch)
 		if err != nil {
-			return rep, fmt.Errorf("audit: verify: %w", err)
+			return rep, w, fmt.Errorf("audit: verify: %w", err)
 		}
 		for i := range events {
 			e := &events[i]
 			rep.Records++
-			if first {
-				first = false
-				expect = e.Seq
-				prevHash = e.PrevHash
+			if w.first {
+				w.first = false
+				w.expect = e.Seq
+				w.prevHash = e.PrevHash
 				switch {
 				case e.Action == ActionPurgeAnchor:
 					a := *e
-					anchor = &a
-					rep.Anchored = true
+					w.anchor = &a
 				case e.Seq != 1:
-					return fail(rep, e, fmt.Sprintf("the chain starts at sequence %d without a purge anchor: earlier records are missing", e.Seq)), nil
+					return fail(rep, e, fmt.Sprintf("the chain starts at sequence %d without a purge anchor: earlier records are missing", e.Seq)), w, nil
 				case e.PrevHash != Genesis:
-					return fail(rep, e, "the first record does not start from the genesis hash"), nil
+					return fail(rep, e, "the first record does not start from the genesis hash"), w, nil
 				}
 			} else if e.Action == ActionPurgeAnchor {
-				return fail(rep, e, "a purge anchor is only valid at the start of the chain: a record was inserted"), nil
+				return fail(rep, e, "a purge anchor is only valid at the start of the chain: a record was inserted"), w, nil
 			}
 			switch {
-			case e.Seq != expect:
-				return fail(rep, e, fmt.Sprintf("sequence %d found where %d was expected: a record was deleted, inserted or reordered", e.Seq, expect)), nil
-			case e.PrevHash != prevHash:
-				return fail(rep, e, "does not link to the record before it: a record was deleted, inserted or reordered"), nil
+			case e.Seq != w.expect:
+				return fail(rep, e, fmt.Sprintf("sequence %d found where %d was expected: a record was deleted, inserted or reordered", e.Seq, w.expect)), w, nil
+			case e.PrevHash != w.prevHash:
+				return fail(rep, e, "does not link to the record before it: a record was deleted, inserted or reordered"), w, nil
 			case Hash(e) != e.Hash:
-				return fail(rep, e, "content does not match its hash: the record was modified"), nil
+				return fail(rep, e, "content does not match its hash: the record was modified"), w, nil
 			}
-			if anchor != nil && !confirmed && e.Action == ActionAuditPurge {
-				confirmed = confirmsAnchor(e, anchor)
+			if w.anchor != nil && !w.confirmed && e.Action == ActionAuditPurge {
+				w.confirmed = confirmsAnchor(e, w.anchor)
 			}
-			prevHash = e.Hash
+			w.prevHash = e.Hash
 			if e.Action == ActionPurgeAnchor {
 				// The next record links to the span the anchor stands for.
-				prevHash = e.PrevHash
+				w.prevHash = e.PrevHash
 			}
-			expect++
-			afterSeq = e.Seq
-			lastID = e.ID
+			w.expect++
+			w.afterSeq = e.Seq
+			w.lastID = e.ID
 		}
 		if len(events) < v.batch {
 			break
 		}
 	}
+	w.records = rep.Records
+	rep.Anchored = w.anchor != nil
 	switch {
 	case rep.Records == 0 && head.Seq != 0:
 		rep.Intact = false
 		rep.Break = &Break{Seq: 1, Problem: fmt.Sprintf("the head says %d records but none are present", head.Seq)}
-	case rep.Records > 0 && afterSeq < head.Seq:
+	case rep.Records > 0 && w.afterSeq < head.Seq:
 		rep.Intact = false
-		rep.Break = &Break{Seq: afterSeq + 1, Problem: fmt.Sprintf("the chain ends at sequence %d but its head says %d: records at the end were removed", afterSeq, head.Seq)}
-	case rep.Records > 0 && afterSeq > head.Seq:
+		rep.Break = &Break{Seq: w.afterSeq + 1, Problem: fmt.Sprintf("the chain ends at sequence %d but its head says %d: records at the end were removed", w.afterSeq, head.Seq)}
+	case rep.Records > 0 && w.afterSeq > head.Seq:
 		e, err := v.store.BySeq(ctx, agencyID, head.Seq+1)
 		if err != nil {
-			return rep, fmt.Errorf("audit: verify: %w", err)
+			return rep, w, fmt.Errorf("audit: verify: %w", err)
 		}
-		return fail(rep, &e, fmt.Sprintf("the head says %d but the chain goes on: a record was appended outside the recorder", head.Seq)), nil
-	case rep.Records > 0 && prevHash != head.Hash:
+		return fail(rep, &e, fmt.Sprintf("the head says %d but the chain goes on: a record was appended outside the recorder", head.Seq)), w, nil
+	case rep.Records > 0 && w.prevHash != head.Hash:
 		rep.Intact = false
-		rep.Break = &Break{EventID: lastID, Seq: afterSeq, Problem: "the last record's hash is not the head's: the end of the chain was replaced"}
-	case anchor != nil && !confirmed:
-		return fail(rep, anchor, "the purge anchor is not confirmed by an audit.purge record naming it"), nil
+		rep.Break = &Break{EventID: w.lastID, Seq: w.afterSeq, Problem: "the last record's hash is not the head's: the end of the chain was replaced"}
+	case w.anchor != nil && !w.confirmed:
+		return fail(rep, w.anchor, "the purge anchor is not confirmed by an audit.purge record naming it"), w, nil
 	}
-	return rep, nil
+	return rep, w, nil
 }
 
 // confirmsAnchor reports whether an audit.purge record names the anchor.
@@ -184,59 +196,74 @@ type ChainStatus struct {
 	CheckedAt time.Time
 }
 
-// ChainMonitor serves chain verification results to pages, verifying a chain
-// again only once its last result is older than maxAge, and one verification
-// per agency at a time.
+// ChainMonitor serves chain verification results to pages. A result is
+// reused while it is younger than maxAge; after that an intact chain is
+// brought up to date by verifying only the records appended since, and the
+// whole chain is verified again once the last full verification is older
+// than fullEvery (or the chain was not intact). One verification per agency
+// runs at a time.
 type ChainMonitor struct {
-	verifier *Verifier
-	maxAge   time.Duration
-	now      func() time.Time
+	verifier  *Verifier
+	maxAge    time.Duration
+	fullEvery time.Duration
+	now       func() time.Time
 
-	mu    sync.Mutex
-	locks map[int64]*sync.Mutex
-	last  map[int64]ChainStatus
+	mu     sync.Mutex
+	chains map[int64]*monitored
 }
 
-// NewChainMonitor returns a monitor over verifier.
-func NewChainMonitor(verifier *Verifier, maxAge time.Duration, now func() time.Time) *ChainMonitor {
+type monitored struct {
+	mu     sync.Mutex
+	status ChainStatus
+	walk   walk
+	full   time.Time
+	known  bool
+}
+
+// NewChainMonitor returns a monitor over verifier that reuses a result for
+// maxAge and verifies whole chains at least every fullEvery.
+func NewChainMonitor(verifier *Verifier, maxAge, fullEvery time.Duration, now func() time.Time) *ChainMonitor {
 	if now == nil {
 		now = time.Now
 	}
-	return &ChainMonitor{verifier: verifier, maxAge: maxAge, now: now, locks: map[int64]*sync.Mutex{}, last: map[int64]ChainStatus{}}
+	return &ChainMonitor{verifier: verifier, maxAge: maxAge, fullEvery: fullEvery, now: now, chains: map[int64]*monitored{}}
 }
 
-// Status returns the agency's chain status, verifying the chain when the last
-// result is missing or older than the monitor's maximum age.
+// Status returns the agency's chain status, verifying as needed.
 func (m *ChainMonitor) Status(ctx context.Context, agencyID int64) (ChainStatus, error) {
 	m.mu.Lock()
-	l, ok := m.locks[agencyID]
+	c, ok := m.chains[agencyID]
 	if !ok {
-		l = &sync.Mutex{}
-		m.locks[agencyID] = l
+		c = &monitored{}
+		m.chains[agencyID] = c
 	}
 	m.mu.Unlock()
-	l.Lock()
-	defer l.Unlock()
-	m.mu.Lock()
-	st, ok := m.last[agencyID]
-	m.mu.Unlock()
-	if ok && m.now().Sub(st.CheckedAt) < m.maxAge {
-		return st, nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := m.now().UTC()
+	if c.known && now.Sub(c.status.CheckedAt) < m.maxAge {
+		return c.status, nil
 	}
-	rep, err := m.verifier.Verify(ctx, agencyID)
+	from := walk{first: true}
+	full := !c.known || !c.status.Intact || now.Sub(c.full) >= m.fullEvery
+	if !full {
+		from = c.walk
+	}
+	rep, w, err := m.verifier.verifyFrom(ctx, agencyID, from)
 	if err != nil {
 		return ChainStatus{}, err
 	}
-	st = ChainStatus{Report: rep, CheckedAt: m.now().UTC()}
-	m.mu.Lock()
-	m.last[agencyID] = st
-	m.mu.Unlock()
-	return st, nil
+	if full {
+		c.full = now
+	}
+	c.status, c.walk, c.known = ChainStatus{Report: rep, CheckedAt: now}, w, true
+	return c.status, nil
 }
 
-// Forget drops an agency's remembered result (after a purge).
+// Forget drops an agency's remembered result, so the next status verifies
+// the whole chain.
 func (m *ChainMonitor) Forget(agencyID int64) {
 	m.mu.Lock()
-	delete(m.last, agencyID)
+	delete(m.chains, agencyID)
 	m.mu.Unlock()
 }

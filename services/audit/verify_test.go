@@ -156,3 +156,37 @@ func TestVerifyWithRecorderAndSmallBatches(t *testing.T) {
 		}
 	})
 }
+
+func TestChainMonitorCatchesUpAndReverifies(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db, "monitor-county")
+		seedEvents(t, db, f.agency.ID, 30, seedStart, time.Hour, genEvent)
+		now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+		m := NewChainMonitor(NewVerifier(f.store), time.Minute, 10*time.Minute, func() time.Time { return now })
+		st, err := m.Status(ctx, f.agency.ID)
+		if err != nil || !st.Intact || st.Records != 30 {
+			t.Fatalf("first status: %+v %v", st, err)
+		}
+		seedEvents(t, db, f.agency.ID, 5, seedStart.Add(100*time.Hour), time.Hour, genEvent)
+		if st, _ := m.Status(ctx, f.agency.ID); st.Records != 30 {
+			t.Fatalf("a fresh result was not reused: %+v", st)
+		}
+		now = now.Add(2 * time.Minute)
+		if st, err := m.Status(ctx, f.agency.ID); err != nil || !st.Intact || st.Records != 35 || st.HeadSeq != 35 {
+			t.Fatalf("catch-up status: %+v %v", st, err)
+		}
+		// An old record modified now is found at the next full verification.
+		e := bySeq(t, f, 3)
+		exec1(t, db, "UPDATE audit_events SET reason = 'edited' WHERE id = ?", e.ID)
+		now = now.Add(2 * time.Minute)
+		if st, _ := m.Status(ctx, f.agency.ID); !st.Intact {
+			t.Fatalf("catch-up re-read old records: %+v", st)
+		}
+		now = now.Add(10 * time.Minute)
+		st, err = m.Status(ctx, f.agency.ID)
+		if err != nil || st.Intact || st.Break.EventID != e.ID {
+			t.Fatalf("full re-verification missed the edit: %+v %v", st, err)
+		}
+	})
+}
