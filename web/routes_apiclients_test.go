@@ -559,10 +559,10 @@ func TestTokenEndpointAnswersBadInputWithRFC6749Errors(t *testing.T) {
 		huge := strings.Repeat("a", 2<<20)
 		tests := []struct {
 			name, method, query, contentType, authorization string
-			body                                             io.Reader
-			chunked                                          bool
-			status                                           int
-			code                                             string
+			body                                            io.Reader
+			chunked                                         bool
+			status                                          int
+			code                                            string
 		}{
 			{name: "missing grant_type", body: strings.NewReader(""), authorization: basic, status: 400, code: "invalid_request"},
 			{name: "unknown grant_type", body: strings.NewReader("grant_type=password&username=a&password=b"), authorization: basic, status: 400, code: "unsupported_grant_type"},
