@@ -132,16 +132,16 @@ func AgeChartSVG(items []Item, p policy.Policy, now time.Time) []byte {
 
 	for i, r := range rows {
 		y0 := chartTop + i*chartRowH
-		mid := float64(y0) + float64(chartRowH)/2
+		mid := float64(y0) + float64(chartRowH)/2 + 5
 		fmt.Fprintf(&b, `<g aria-hidden="true">`)
 		fmt.Fprintf(&b, `<text x="10" y="%.1f" fill="#1b1b1b" font-weight="bold">%s</text>`, mid-4, e(r.Label))
 		fmt.Fprintf(&b, `<text x="10" y="%.1f" fill="#565c65">%d active</text>`, mid+14, r.Count)
 		soon := max(0, r.LimitDays-p.DueSoonDays)
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#fef0c8"/>`, x(soon), y0+8, x(r.LimitDays)-x(soon), chartRowH-16)
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#f8dfe2"/>`, x(r.LimitDays), y0+8, x(maxDays)-x(r.LimitDays), chartRowH-16)
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#fef0c8"/>`, x(soon), y0+16, x(r.LimitDays)-x(soon), chartRowH-22)
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#f8dfe2"/>`, x(r.LimitDays), y0+16, x(maxDays)-x(r.LimitDays), chartRowH-22)
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#a9aeb1" stroke-width="1"/>`, chartLeft, mid, x(maxDays), mid)
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#b50909" stroke-width="2" stroke-dasharray="5 3"/>`, x(r.LimitDays), y0+4, x(r.LimitDays), y0+chartRowH-4)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#b50909" text-anchor="middle" font-size="11">limit %d d</text>`, x(r.LimitDays), y0+4, r.LimitDays)
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#b50909" stroke-width="2" stroke-dasharray="5 3"/>`, x(r.LimitDays), y0+14, x(r.LimitDays), y0+chartRowH-4)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#b50909" text-anchor="middle" font-size="11">limit %d days</text>`, x(r.LimitDays), y0+11, r.LimitDays)
 		for j, pt := range pts[r.Type] {
 			// Spread marks of equal age vertically so each stays visible.
 			cy := mid + float64((j%5)-2)*5
