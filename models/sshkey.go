@@ -270,17 +270,21 @@ func (s *SSHKeyStore) TouchLastUsed(ctx context.Context, lastUse map[int64]time.
 const hostKeyLock int64 = 0x6b63736674706b
 
 // LockHostKeyCreation serialises the creation of the SFTP host key among
-// replicas for the rest of the transaction carried by ctx: a PostgreSQL
-// advisory transaction lock. SQLite write transactions are exclusive
-// already. It must be called inside DB.Tx.
+// replicas for the rest of the transaction carried by ctx. It must be the
+// first statement of that transaction. PostgreSQL takes an advisory
+// transaction lock. SQLite takes the database's write lock at once with a
+// write that changes nothing, so that the reads that follow see every
+// commit of another process and the transaction cannot fail to upgrade to a
+// writer later (its transactions otherwise begin deferred).
 func (s *SSHKeyStore) LockHostKeyCreation(ctx context.Context) error {
 	if !InTx(ctx) {
 		return fmt.Errorf("models: lock host key creation: no transaction")
 	}
-	if s.db.Dialect != Postgres {
-		return nil
+	q, args := "UPDATE sftp_accounts SET id = id WHERE 0 = 1", []any(nil)
+	if s.db.Dialect == Postgres {
+		q, args = "SELECT pg_advisory_xact_lock(?)", []any{hostKeyLock}
 	}
-	if err := s.db.Conn(ctx).Exec("SELECT pg_advisory_xact_lock(?)", hostKeyLock).Error; err != nil {
+	if err := s.db.Conn(ctx).Exec(q, args...).Error; err != nil {
 		return fmt.Errorf("models: lock host key creation: %w", classify(err))
 	}
 	return nil
