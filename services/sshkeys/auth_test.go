@@ -143,10 +143,10 @@ func TestAuthenticateDecisions(t *testing.T) {
 			got[summary{e.AgencyID, e.TargetName, e.Reason, e.SourceIP}] = e.Details
 		}
 		wantSummaries := map[summary]string{
-			{f.alpha.ID, "alpha-prod", ReasonWrongAccount, "192.0.2.10"}: `"count":"1"`,
-			{f.alpha.ID, "alpha-stg", ReasonWrongAccount, "192.0.2.10"}:  `"count":"1"`,
-			{f.alpha.ID, "alpha-prod", ReasonUnknownKey, "192.0.2.10"}:   `"count":"3"`,
-			{f.alpha.ID, "alpha-prod", ReasonExpired, "192.0.2.10"}:      `"count":"1"`,
+			{f.alpha.ID, "alpha-prod", ReasonWrongAccount, "192.0.2.10"}:         `"count":"1"`,
+			{f.alpha.ID, "alpha-stg", ReasonWrongAccount, "192.0.2.10"}:          `"count":"1"`,
+			{f.alpha.ID, "alpha-prod", ReasonUnknownKey, "192.0.2.10"}:           `"count":"3"`,
+			{f.alpha.ID, "alpha-prod", ReasonExpired, "192.0.2.10"}:              `"count":"1"`,
 			{models.PlatformAgencyID, "ghost", ReasonWrongAccount, "192.0.2.10"}: `"count":"1"`,
 		}
 		if len(got) != len(wantSummaries) || len(evs) != len(wantSummaries) {
@@ -317,7 +317,9 @@ type lyingSigner struct {
 
 func (s lyingSigner) PublicKey() ssh.PublicKey { return s.pub }
 
-func (s lyingSigner) Sign(r io.Reader, data []byte) (*ssh.Signature, error) { return s.inner.Sign(r, data) }
+func (s lyingSigner) Sign(r io.Reader, data []byte) (*ssh.Signature, error) {
+	return s.inner.Sign(r, data)
+}
 
 // startSFTP runs an SFTP server on 127.0.0.1 and returns its address and a
 // known_hosts file for it.
