@@ -63,6 +63,15 @@ type Authenticator interface {
 	AuthenticateKey(ctx context.Context, account string, key ssh.PublicKey, remoteAddr string) (Identity, error)
 }
 
+// LoginObserver may be implemented by an Authenticator that records logins.
+// AuthenticateKey runs when a client offers a key, before the client has
+// proved it holds the private key, so it cannot tell a login from an offer;
+// LoginSucceeded is called once the client has signed with the key and the
+// handshake is complete.
+type LoginObserver interface {
+	LoginSucceeded(ctx context.Context, id Identity, remoteAddr string)
+}
+
 // Config holds what New needs to build a Server.
 type Config struct {
 	// Addr is the TCP address ListenAndServe listens on, e.g. "127.0.0.1:2222".
@@ -383,6 +392,9 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	if err != nil {
 		s.logger.Error("sftp login without identity", "remote_addr", remote, "error", err)
 		return
+	}
+	if o, ok := s.cfg.Auth.(LoginObserver); ok {
+		o.LoginSucceeded(ctx, id, remote)
 	}
 	root, err := openAccountRoot(id.Root)
 	if err != nil {
