@@ -229,3 +229,42 @@ func TestAPICredentialSecretIsShownOnceInChromium(t *testing.T) {
 		t.Error("the reviewer's detail page shows the secret")
 	}
 }
+
+func TestTokenKeysRotateFromTheCLI(t *testing.T) {
+	t.Parallel()
+	c := harness.Start(t, harness.Options{})
+	before := c.MustCLI("token-keys", "list")
+	lines := strings.Split(strings.TrimSpace(before), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], " active ") {
+		t.Fatalf("keys of a new console:\n%s", before)
+	}
+	oldKID := strings.Fields(lines[1])[0]
+
+	out := c.MustCLI("token-keys", "rotate")
+	if !strings.Contains(out, "new signing key ") {
+		t.Fatalf("rotate said:\n%s", out)
+	}
+	keys, err := models.NewTokenKeyStore(c.DB()).Live(context.Background())
+	if err != nil || len(keys) != 2 || keys[1].KID != oldKID || keys[0].Status != models.TokenKeyActive || keys[1].Status != models.TokenKeyRetired {
+		t.Fatalf("keys after rotation: %+v %v", keys, err)
+	}
+	// The new key waits before signing; the old one signs until then and is
+	// published until its last token has expired.
+	if !keys[1].NotAfter.Equal(keys[0].ActivatesAt) || !keys[1].PublishUntil.Equal(keys[0].ActivatesAt.Add(16*time.Minute)) || time.Until(keys[0].ActivatesAt) < 2*time.Minute {
+		t.Fatalf("rotation schedule: new %+v, old %+v", keys[0], keys[1])
+	}
+	for _, want := range []string{keys[0].KID + "  pending", oldKID + "  active"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("listing after rotation lacks %q:\n%s", want, out)
+		}
+	}
+	evs := c.AuditEvents("token_key.rotate")
+	if len(evs) != 1 || evs[0].TargetID != keys[0].KID || evs[0].ActorID != "cli" || evs[0].AgencyID != models.PlatformAgencyID {
+		t.Fatalf("rotation audit: %+v", evs)
+	}
+	// The running server still publishes the old key and signs with it.
+	r := c.Client().Get("/.well-known/jwks.json")
+	if r.Status != http.StatusOK || !strings.Contains(r.Body, oldKID) {
+		t.Fatalf("jwks: %d %s", r.Status, r.Body)
+	}
+}

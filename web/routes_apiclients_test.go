@@ -652,7 +652,7 @@ func acServe(st acStack, addr, clientID, secret string) *httptest.ResponseRecord
 	return rec
 }
 
-func TestRateLimitsAndFailureSlowdownSpareTheLegitimateClient(t *testing.T) {
+func TestTokenRateLimitsAndFailureSlowdownSpareTheLegitimateClient(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *models.DB) {
 		ctx := context.Background()
 		st := newACStack(t, db, acOptions{Limits: oauth.LimiterConfig{
@@ -748,7 +748,7 @@ func acNoLeak(t testing.TB, st acStack, secrets []string) {
 	}
 }
 
-func TestCredentialPagesShowTheSecretOnceAndOnlyToAdmins(t *testing.T) {
+func TestAPICredentialPagesShowTheSecretOnceAndOnlyToAdmins(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *models.DB) {
 		ctx := context.Background()
 		st := newACStack(t, db, acOptions{})

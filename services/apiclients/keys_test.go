@@ -84,7 +84,7 @@ func countAction(t testing.TB, db *models.DB, action string) int64 {
 	return n
 }
 
-func TestReplicasCreateOneKeyAndPublishTheSameSet(t *testing.T) {
+func TestTokenKeysReplicasCreateOneAndPublishTheSameSet(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *models.DB) {
 		clk := &clock{now: time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)}
 		reps := []keyReplica{keyReplicaOf(t, db, clk), keyReplicaOf(t, db, clk), keyReplicaOf(t, db, clk)}
@@ -140,7 +140,7 @@ func TestReplicasCreateOneKeyAndPublishTheSameSet(t *testing.T) {
 	})
 }
 
-func TestRotationPublishesTheNewKeyFirstAndKeepsTheOldOneUntilItsTokensExpire(t *testing.T) {
+func TestTokenKeyRotationPublishesFirstAndKeepsTheOldKeyUntilItsTokensExpire(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *models.DB) {
 		ctx := context.Background()
 		clk := &clock{now: time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)}
@@ -243,7 +243,7 @@ func TestRotationPublishesTheNewKeyFirstAndKeepsTheOldOneUntilItsTokensExpire(t 
 	})
 }
 
-func TestActiveKeyIsRotatedOnceWhenTooOld(t *testing.T) {
+func TestTokenKeyRotatedOnceWhenTooOld(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *models.DB) {
 		ctx := context.Background()
 		clk := &clock{now: time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)}

@@ -155,7 +155,7 @@ func (e env) leaks(t testing.TB, secrets ...string) []string {
 	return found
 }
 
-func TestCreateGeneratesRecognisableSecretsStoredOnlyAsKeyedHash(t *testing.T) {
+func TestAPICredentialCreateStoresOnlyAKeyedHash(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *models.DB) {
 		e := newEnv(t, db)
 		tests := []struct {
@@ -205,7 +205,7 @@ func TestCreateGeneratesRecognisableSecretsStoredOnlyAsKeyedHash(t *testing.T) {
 	})
 }
 
-func TestCreateRefusesInvalidInputAndWritesNothing(t *testing.T) {
+func TestAPICredentialCreateRefusesInvalidInput(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *models.DB) {
 		e := newEnv(t, db)
 		ctx := context.Background()
@@ -256,7 +256,7 @@ func TestCreateRefusesInvalidInputAndWritesNothing(t *testing.T) {
 	})
 }
 
-func TestRegenerateReplacesTheSecretAtOnce(t *testing.T) {
+func TestAPICredentialRegenerateReplacesTheSecretAtOnce(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *models.DB) {
 		e := newEnv(t, db)
 		ctx := context.Background()
@@ -309,7 +309,7 @@ func TestRegenerateReplacesTheSecretAtOnce(t *testing.T) {
 	})
 }
 
-func TestRevokedAndExpiredCredentialsAreRefused(t *testing.T) {
+func TestAPICredentialRevokedAndExpiredAreRefused(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *models.DB) {
 		e := newEnv(t, db)
 		ctx := context.Background()
@@ -392,7 +392,7 @@ func TestRevokedAndExpiredCredentialsAreRefused(t *testing.T) {
 	})
 }
 
-func TestReplicasShareOnePepper(t *testing.T) {
+func TestAPISecretPepperSharedByReplicas(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *models.DB) {
 		clk := &clock{now: time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)}
 		first := replica(t, db, clk)
@@ -433,7 +433,7 @@ func TestReplicasShareOnePepper(t *testing.T) {
 	})
 }
 
-func TestLastUseAndRefusalRecords(t *testing.T) {
+func TestAPICredentialLastUseAndRefusalRecords(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *models.DB) {
 		e := newEnv(t, db)
 		ctx := context.Background()
