@@ -37,13 +37,13 @@ func TestEvaluateGroupsAtBoundaries(t *testing.T) {
 	rotated := item(policy.TypeAPICredential, 98, 400*day, at(time.Hour))
 	rotated.RotatedAt = at(10 * day)
 	items := []inventory.Item{
-		item(policy.TypeAPICredential, 1, 90*day, at(time.Hour)),          // overdue exactly at the limit
-		item(policy.TypeAPICredential, 2, 90*day-time.Second, at(day)),    // due soon one second before
-		item(policy.TypeAPICredential, 3, 76*day, at(day)),                // due soon exactly 14 days before
-		item(policy.TypeAPICredential, 4, 76*day-time.Second, at(day)),    // ok one second before the window
-		item(policy.TypeSSHKey, 5, 90*day, nil),                           // never used, exactly at the threshold
-		item(policy.TypeSSHKey, 6, 90*day-time.Second, nil),               // young, not flagged yet
-		item(policy.TypeSSHKey, 7, 200*day, at(90*day)),                   // unused exactly at the threshold
+		item(policy.TypeAPICredential, 1, 90*day, at(time.Hour)),           // overdue exactly at the limit
+		item(policy.TypeAPICredential, 2, 90*day-time.Second, at(day)),     // due soon one second before
+		item(policy.TypeAPICredential, 3, 76*day, at(day)),                 // due soon exactly 14 days before
+		item(policy.TypeAPICredential, 4, 76*day-time.Second, at(day)),     // ok one second before the window
+		item(policy.TypeSSHKey, 5, 90*day, nil),                            // never used, exactly at the threshold
+		item(policy.TypeSSHKey, 6, 90*day-time.Second, nil),                // young, not flagged yet
+		item(policy.TypeSSHKey, 7, 200*day, at(90*day)),                    // unused exactly at the threshold
 		item(policy.TypeWebhookSecret, 8, 200*day, at(90*day-time.Second)), // used just in time, overdue by age
 		revoked,
 		rotated,
