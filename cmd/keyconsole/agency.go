@@ -27,7 +27,7 @@ func cmdAgency(ctx context.Context, args []string, lookupEnv func(string) (strin
 	if err := fs.Parse(args[2:]); err != nil {
 		return usageError{err.Error()}
 	}
-	cfg, err := loadConfig(lookupEnv, true)
+	cfg, err := loadToolConfig(lookupEnv)
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ func cmdAudit(ctx context.Context, args []string, lookupEnv func(string) (string
 	if args[0] != "verify" && *slug == "" {
 		return usageError{"audit " + args[0] + " needs --agency SLUG"}
 	}
-	cfg, err := loadConfig(lookupEnv, !isProduction(lookupEnv))
+	cfg, err := loadToolConfig(lookupEnv)
 	if err != nil {
 		return err
 	}
@@ -86,12 +86,6 @@ func cmdAudit(ctx context.Context, args []string, lookupEnv func(string) (string
 		}
 		return auditPurge(ctx, a, agency, t, *yes, stdout)
 	}
-}
-
-// isProduction reports whether the environment runs the console in production.
-func isProduction(lookupEnv func(string) (string, bool)) bool {
-	v, _ := lookupEnv("KEYCONSOLE_ENV")
-	return strings.TrimSpace(v) == "production"
 }
 
 // errChainBroken makes `audit verify` exit 1 when any chain is broken.

@@ -85,9 +85,35 @@ func (g env) get(name string) string {
 	return v
 }
 
+// configMode says what the configuration is for.
+type configMode int
+
+const (
+	// modeServe is `keyconsole serve`: everything a running console needs.
+	modeServe configMode = iota
+	// modeDev is `keyconsole dev`: the built-in provider, never in production.
+	modeDev
+	// modeTool is a command that works on the database or KMS without serving
+	// (migrate, agency, kms, audit, ...): no sign-in provider or session key needed.
+	modeTool
+)
+
 // loadConfig reads and validates the environment. dev selects the defaults of
 // `keyconsole dev` (built-in sign-in provider).
 func loadConfig(lookupEnv func(string) (string, bool), dev bool) (*config, error) {
+	if dev {
+		return loadConfigMode(lookupEnv, modeDev)
+	}
+	return loadConfigMode(lookupEnv, modeServe)
+}
+
+// loadToolConfig reads the configuration of a non-serving command.
+func loadToolConfig(lookupEnv func(string) (string, bool)) (*config, error) {
+	return loadConfigMode(lookupEnv, modeTool)
+}
+
+func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*config, error) {
+	dev := mode == modeDev
 	g := env(lookupEnv)
 	getenv := g.get
 	var errs configErrors
@@ -147,11 +173,11 @@ func loadConfig(lookupEnv func(string) (string, bool), dev bool) (*config, error
 			}
 			c.SessionKeys = append(c.SessionKeys, k)
 		}
-	} else if c.production() {
+	} else if c.production() && mode != modeTool {
 		bad("KEYCONSOLE_SESSION_KEYS", "required in production: comma-separated keys of at least 32 characters, newest first")
 	}
 	c.InsecureCookies = strings.HasPrefix(c.BaseURL, "http://")
-	if c.production() && c.InsecureCookies {
+	if c.production() && c.InsecureCookies && mode != modeTool {
 		bad("KEYCONSOLE_BASE_URL", "an http:// base URL would need non-Secure cookies, which production refuses")
 	}
 
@@ -200,7 +226,7 @@ func loadConfig(lookupEnv func(string) (string, bool), dev bool) (*config, error
 		seen[id] = true
 		c.Providers = append(c.Providers, loadProvider(g, id, &errs))
 	}
-	if len(c.Providers) == 0 && !dev {
+	if len(c.Providers) == 0 && mode == modeServe {
 		bad("KEYCONSOLE_OIDC_PROVIDERS", "no sign-in provider configured: name at least one (e.g. okta) and set KEYCONSOLE_OIDC_<ID>_ISSUER, _CLIENT_ID, _CLIENT_SECRET and _KIND; `keyconsole dev` offers a built-in one for development")
 	}
 	for _, op := range strings.Split(getenv("KEYCONSOLE_OPERATORS"), ",") {

@@ -141,3 +141,19 @@ func TestUsage(t *testing.T) {
 		t.Fatalf("unknown command exit %d", code)
 	}
 }
+
+func TestToolCommandsWorkInProduction(t *testing.T) {
+	env := map[string]string{"KEYCONSOLE_ENV": "production", "KEYCONSOLE_BASE_URL": "https://keys.example.gov",
+		"KEYCONSOLE_KMS_PROVIDER": "aws", "KEYCONSOLE_KMS_KEY_ID": "alias/k", "KEYCONSOLE_DATABASE_URL": t.TempDir() + "/kc.db"}
+	if _, err := loadToolConfig(envOf(env)); err != nil {
+		t.Fatalf("a tool command needs no provider or session key: %v", err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"migrate", "up"}, envOf(env), &out, &errb); code != 0 {
+		t.Fatalf("migrate up in production: exit %d %s", code, errb.String())
+	}
+	env["KEYCONSOLE_KMS_PROVIDER"] = "local"
+	if _, err := loadToolConfig(envOf(env)); err == nil || !strings.Contains(err.Error(), "KEYCONSOLE_KMS_PROVIDER") {
+		t.Fatalf("tools keep the production KMS rules: %v", err)
+	}
+}

@@ -109,7 +109,7 @@ func cmdKMS(ctx context.Context, args []string, lookupEnv func(string) (string, 
 	if err := fs.Parse(args[1:]); err != nil {
 		return usageError{err.Error()}
 	}
-	cfg, err := loadConfig(lookupEnv, true)
+	cfg, err := loadToolConfig(lookupEnv)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ func cmdMigrate(ctx context.Context, args []string, lookupEnv func(string) (stri
 	if len(args) != 1 || (args[0] != "up" && args[0] != "status") {
 		return usageError{"usage: keyconsole migrate up|status"}
 	}
-	cfg, err := loadConfig(lookupEnv, true)
+	cfg, err := loadToolConfig(lookupEnv)
 	if err != nil {
 		return err
 	}

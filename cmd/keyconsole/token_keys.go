@@ -19,7 +19,7 @@ func cmdTokenKeys(ctx context.Context, args []string, lookupEnv func(string) (st
 	if len(args) != 1 || (args[0] != "list" && args[0] != "rotate") {
 		return usageError{"usage: keyconsole token-keys list | token-keys rotate"}
 	}
-	cfg, err := loadConfig(lookupEnv, true)
+	cfg, err := loadToolConfig(lookupEnv)
 	if err != nil {
 		return err
 	}
