@@ -1,21 +1,30 @@
 package e2e
 
 import (
+	"encoding/json"
+	"html"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
 	"keyconsole/e2e/harness"
+	"keyconsole/models"
 )
 
 const hygienePath = "/a/" + harness.DemoSlug + "/hygiene"
 
-// createAPICredential creates a staging credential through the console's
+// hygieneCreateAPICredential creates a staging credential through the console's
 // pages and returns its client_id and secret as shown once.
-func createAPICredential(t *testing.T, b *harness.Browser, name string) (string, string) {
+func hygieneCreateAPICredential(t *testing.T, b *harness.Browser, name string) (string, string) {
 	t.Helper()
 	if st := b.Open("/a/" + harness.DemoSlug + "/api-credentials/new"); st != http.StatusOK {
 		t.Fatalf("new credential page: %d", st)
@@ -30,9 +39,9 @@ func createAPICredential(t *testing.T, b *harness.Browser, name string) (string,
 	return id, secret
 }
 
-// backdate moves a credential's creation into the past, as if it had been
+// hygieneBackdate moves a credential's creation into the past, as if it had been
 // created that long ago.
-func backdate(t *testing.T, c *harness.Console, table, column, where string, arg any, age time.Duration) {
+func hygieneBackdate(t *testing.T, c *harness.Console, table, column, where string, arg any, age time.Duration) {
 	t.Helper()
 	at := time.Now().UTC().Add(-age).Truncate(time.Microsecond)
 	if err := c.DB().Gorm.Exec("UPDATE "+table+" SET "+column+" = ? WHERE "+where, at, arg).Error; err != nil {
@@ -40,7 +49,7 @@ func backdate(t *testing.T, c *harness.Console, table, column, where string, arg
 	}
 }
 
-func screenshot(t *testing.T, b *harness.Browser, name string) {
+func hygieneScreenshot(t *testing.T, b *harness.Browser, name string) {
 	t.Helper()
 	dir := os.Getenv("KEYCONSOLE_E2E_SCREENSHOTS")
 	if dir == "" {
@@ -55,8 +64,8 @@ func TestHygieneDashboardShowsOverdueCredentialAndRotatesIt(t *testing.T) {
 	b := c.Browser()
 	signInAdmin(t, c, b)
 
-	clientID, oldSecret := createAPICredential(t, b, "Case sync")
-	backdate(t, c, "api_credentials", "created_at", "client_id = ?", clientID, 120*24*time.Hour)
+	clientID, oldSecret := hygieneCreateAPICredential(t, b, "Case sync")
+	hygieneBackdate(t, c, "api_credentials", "created_at", "client_id = ?", clientID, 120*24*time.Hour)
 
 	// The dashboard counts it and links to the review.
 	if st := b.Open(dashboardPath); st != http.StatusOK {
@@ -92,7 +101,7 @@ func TestHygieneDashboardShowsOverdueCredentialAndRotatesIt(t *testing.T) {
 	if table := b.Text("#chart-table"); !strings.Contains(table, "API credentials") || !strings.Contains(table, "120") {
 		t.Errorf("chart table = %q", table)
 	}
-	screenshot(t, b, "hygiene-overdue")
+	hygieneScreenshot(t, b, "hygiene-overdue")
 
 	// Rotate from the row: the feature's regenerate page, then a new secret.
 	b.Click("#overdue-table a.kc-rotate")
@@ -117,7 +126,7 @@ func TestHygieneDashboardShowsOverdueCredentialAndRotatesIt(t *testing.T) {
 	if !b.Has("#overdue-empty") {
 		t.Errorf("overdue list not empty after rotation")
 	}
-	screenshot(t, b, "hygiene-after-rotation")
+	hygieneScreenshot(t, b, "hygiene-after-rotation")
 
 	var regenerated int
 	for _, e := range c.AuditEvents("api_credential.regenerate") {
@@ -127,5 +136,185 @@ func TestHygieneDashboardShowsOverdueCredentialAndRotatesIt(t *testing.T) {
 	}
 	if regenerated != 1 {
 		t.Errorf("api_credential.regenerate records for %s = %d, want 1", clientID, regenerated)
+	}
+}
+
+// hygieneSession signs u in with the browser, hands the session to a new
+// client and clears the browser's cookies for the next user. The session
+// stays open on the server.
+func hygieneSession(t *testing.T, c *harness.Console, b *harness.Browser, u harness.User) *harness.Client {
+	t.Helper()
+	if st := b.SignIn(u); st != http.StatusOK {
+		t.Fatalf("%s sign-in landed with %d on %s", u.Name, st, b.Location())
+	}
+	cl := harness.NewClient(t, c.URL)
+	cl.SetCookies(b.Cookies())
+	if _, err := chromedp.Call(b.Context(), network.ClearBrowserCookies, cdp.Empty{}); err != nil {
+		t.Fatalf("clear cookies: %v", err)
+	}
+	return cl
+}
+
+var hygieneCSRF = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
+
+// hygieneToken reads the CSRF token of a page the client can open.
+func hygieneToken(t *testing.T, cl *harness.Client, path string) string {
+	t.Helper()
+	r := cl.Get(path)
+	m := hygieneCSRF.FindStringSubmatch(r.Body)
+	if r.Status != http.StatusOK || m == nil {
+		t.Fatalf("GET %s = %d, no CSRF field", path, r.Status)
+	}
+	return html.UnescapeString(m[1])
+}
+
+func hygieneDetails(t *testing.T, e models.AuditEvent) map[string]string {
+	t.Helper()
+	d := map[string]string{}
+	if err := json.Unmarshal([]byte(e.Details), &d); err != nil {
+		t.Fatalf("details of %s: %v", e.Action, err)
+	}
+	return d
+}
+
+func policyRows(t *testing.T, c *harness.Console) int64 {
+	t.Helper()
+	var n int64
+	if err := c.DB().Gorm.Model(&models.AgencyPolicy{}).Count(&n).Error; err != nil {
+		t.Fatalf("count policies: %v", err)
+	}
+	return n
+}
+
+func TestPolicyPagesAccessAndChanges(t *testing.T) {
+	t.Parallel()
+	for _, d := range []models.Dialect{models.SQLite, models.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			c := demoConsole(t, harness.Options{Dialect: d})
+			c.MustCLI("agency", "create", "other-county", "--name", "Other County")
+			c.MustCLI("agency", "map", "other-county", "--provider", harness.ProviderID, "--group", "other-admins", "--role", "admin")
+			b := c.Browser()
+			admin := hygieneSession(t, c, b, harness.AdminUser())
+			reviewer := hygieneSession(t, c, b, harness.ReviewerUser())
+			outsider := hygieneSession(t, c, b, harness.User{Subject: "e2e-other", Email: "olga@other-county.example", EmailVerified: true, Name: "Olga Other", Groups: []string{"other-admins"}})
+			base := "/a/" + harness.DemoSlug
+
+			// Reviewers read everything and change nothing.
+			for _, p := range []string{"/policy", "/hygiene", "/policy/idp-secrets", "/runbooks", "/runbooks/api_credential", "/runbooks/ssh_key", "/runbooks/webhook_secret", "/runbooks/idp_secret"} {
+				r := reviewer.Get(base + p)
+				if r.Status != http.StatusOK {
+					t.Errorf("reviewer GET %s = %d, want 200", p, r.Status)
+				}
+				if strings.Contains(r.Body, `id="policy-form"`) || strings.Contains(r.Body, `id="bulk-form"`) || strings.Contains(r.Body, `name="expires_at"`) {
+					t.Errorf("reviewer sees a form on %s", p)
+				}
+			}
+			for _, p := range []string{"/personnel", "/hygiene/revoke", "/personnel/1"} {
+				if r := reviewer.Get(base + p); r.Status != http.StatusNotFound {
+					t.Errorf("reviewer GET %s = %d, want 404", p, r.Status)
+				}
+			}
+			token := hygieneToken(t, reviewer, base+"/policy")
+			for _, f := range []struct {
+				path string
+				form url.Values
+			}{
+				{"/policy", url.Values{"preset": {"cjis"}}},
+				{"/policy", url.Values{"api_credential": {"365"}, "ssh_key": {"365"}, "webhook_secret": {"365"}, "due_soon_days": {"14"}, "unused_days": {"90"}, "min_rsa_bits": {"2048"}, "idp_warning_days": {"30"}}},
+				{"/policy/idp-secrets/" + harness.ProviderID, url.Values{"expires_at": {"2027-01-01"}}},
+				{"/hygiene/revoke", url.Values{"item": {"api_credential:1"}, "confirm": {harness.DemoSlug}}},
+			} {
+				f.form.Set("_csrf", token)
+				if r := reviewer.PostForm(base+f.path, f.form); r.Status != http.StatusNotFound {
+					t.Errorf("reviewer POST %s = %d, want 404", f.path, r.Status)
+				}
+			}
+			if n := policyRows(t, c); n != 0 {
+				t.Fatalf("a reviewer's POST stored a policy (%d rows)", n)
+			}
+
+			// Another agency's admin sees nothing of Demo County.
+			missing := outsider.Get("/a/no-such-county/policy")
+			for _, p := range []string{"/policy", "/hygiene", "/policy/idp-secrets", "/runbooks/api_credential", "/personnel"} {
+				if r := outsider.Get(base + p); r.Status != http.StatusNotFound || r.Body != strings.ReplaceAll(missing.Body, missing.Header.Get("X-Request-Id"), r.Header.Get("X-Request-Id")) {
+					t.Errorf("outsider GET %s = %d, or differs from a missing agency", p, r.Status)
+				}
+			}
+			otherToken := hygieneToken(t, outsider, "/a/other-county/policy")
+			if r := outsider.PostForm(base+"/policy", url.Values{"_csrf": {otherToken}, "preset": {"cis"}}); r.Status != http.StatusNotFound {
+				t.Errorf("outsider POST = %d, want 404", r.Status)
+			}
+			if n := policyRows(t, c); n != 0 {
+				t.Fatalf("an outsider's POST stored a policy (%d rows)", n)
+			}
+
+			// An admin's refused values: 422, each field's message, nothing changed.
+			adminToken := hygieneToken(t, admin, base+"/policy")
+			bad := url.Values{"_csrf": {adminToken}, "api_credential": {"3"}, "ssh_key": {"365"}, "webhook_secret": {"180"},
+				"due_soon_days": {"14"}, "unused_days": {"lots"}, "min_rsa_bits": {"1024"}, "idp_warning_days": {"30"}}
+			r := admin.PostForm(base+"/policy", bad)
+			if r.Status != http.StatusUnprocessableEntity {
+				t.Fatalf("refused policy answered %d, want 422", r.Status)
+			}
+			for _, want := range []string{"Maximum age of API credentials must be between 7 and 1095 days.", "Unused after must be a whole number.", "The minimum RSA key size must be 2048, 3072 or 4096 bits."} {
+				if !strings.Contains(html.UnescapeString(r.Body), want) {
+					t.Errorf("422 page lacks %q", want)
+				}
+			}
+			if n := policyRows(t, c); n != 0 || len(c.AuditEvents("policy.update")) != 0 {
+				t.Fatalf("a refused policy changed something: %d rows", n)
+			}
+
+			// The CJIS preset: stored, audited with before and after.
+			r = admin.PostForm(base+"/policy", url.Values{"_csrf": {adminToken}, "preset": {"cjis"}})
+			if r.Status != http.StatusSeeOther {
+				t.Fatalf("preset answered %d", r.Status)
+			}
+			var row models.AgencyPolicy
+			if err := c.DB().Gorm.Take(&row).Error; err != nil {
+				t.Fatal(err)
+			}
+			if row.APICredentialMaxAgeDays != 365 || row.SSHKeyMaxAgeDays != 365 || row.WebhookSecretMaxAgeDays != 365 || row.AgencyID != agencyID(t, c, harness.DemoSlug) {
+				t.Fatalf("stored policy %+v", row)
+			}
+			evs := c.AuditEvents("policy.update")
+			if len(evs) != 1 || evs[0].ActorName != "Ada Admin" {
+				t.Fatalf("policy.update records: %+v", evs)
+			}
+			dd := hygieneDetails(t, evs[0])
+			if dd["before.api_credential"] != "90" || dd["after.api_credential"] != "365" || dd["before.webhook_secret"] != "180" || dd["preset"] != "cjis" {
+				t.Errorf("policy.update details = %v", dd)
+			}
+			if body := reviewer.Get(base + "/policy").Body; !strings.Contains(body, "CJIS: annual rotation") || !strings.Contains(body, `data-field="api_credential">365 days`) {
+				t.Errorf("reviewer does not see the new policy")
+			}
+			if body := reviewer.Get(base + "/runbooks/api_credential").Body; !strings.Contains(body, `id="runbook-max-age">365 days`) || !strings.Contains(body, `id="runbook-warn-from">351`) {
+				t.Errorf("runbook does not carry the policy values")
+			}
+
+			// An IdP secret expiring within the warning window warns on the
+			// hygiene page and the dashboard.
+			soon := time.Now().UTC().AddDate(0, 0, 10).Format(time.DateOnly)
+			r = admin.PostForm(base+"/policy/idp-secrets/"+harness.ProviderID, url.Values{"_csrf": {adminToken}, "expires_at": {soon}, "note": {"console app"}})
+			if r.Status != http.StatusSeeOther {
+				t.Fatalf("record IdP expiry answered %d", r.Status)
+			}
+			if body := reviewer.Get(base + "/hygiene").Body; !strings.Contains(body, "The Mock IdP client secret expires in") {
+				t.Errorf("hygiene page has no IdP banner")
+			}
+			if body := reviewer.Get(base + "/").Body; !strings.Contains(body, "IdP client secret") || !strings.Contains(body, "Action needed") {
+				t.Errorf("dashboard has no IdP warning tile")
+			}
+			if evs := c.AuditEvents("idp_secret.record"); len(evs) != 1 || hygieneDetails(t, evs[0])["after.expires_at"] != soon {
+				t.Errorf("idp_secret.record records: %+v", evs)
+			}
+			if r := admin.PostForm(base+"/policy/idp-secrets/"+harness.ProviderID, url.Values{"_csrf": {adminToken}, "expires_at": {"next tuesday"}}); r.Status != http.StatusUnprocessableEntity {
+				t.Errorf("bad date answered %d, want 422", r.Status)
+			}
+			if r := admin.PostForm(base+"/policy/idp-secrets/no-such-provider", url.Values{"_csrf": {adminToken}, "expires_at": {soon}}); r.Status != http.StatusNotFound {
+				t.Errorf("unknown provider answered %d, want 404", r.Status)
+			}
+		})
 	}
 }

@@ -133,6 +133,17 @@ func (h *Hygiene) PolicyUpdate(c echo.Context) error {
 			}
 		}
 	}
+	if len(errs) > 0 && presetID == "" {
+		// Report every refused field at once, not only the unparsable ones.
+		var ve *policy.ValidationError
+		if errors.As(policy.Validate(next), &ve) {
+			for k, v := range ve.Fields {
+				if _, ok := errs[k]; !ok {
+					errs[k] = v
+				}
+			}
+		}
+	}
 	if len(errs) == 0 {
 		changed, err := h.Policies.Update(ctx, policy.Change{AgencyID: s.Agency.ID, AgencyName: s.Agency.Name, UserID: pr.User.ID,
 			Actor: pr.Actor(), Origin: Origin(c), Preset: presetID, Policy: next})
