@@ -40,7 +40,7 @@ func (k SSHKeys) List(ctx context.Context, agencyID int64) ([]Item, error) {
 			key := row.Key
 			it := Item{Type: policy.TypeSSHKey, ID: key.ID, Name: acc.Account.Name + " · " + key.KeyType, Environment: acc.Account.Environment,
 				Status: row.Status, CreatedAt: key.CreatedAt, LastUsedAt: key.LastUsedAt, ExpiresAt: key.ExpiresAt,
-				DetailPath: fmt.Sprintf("/ssh-keys/keys/%d", key.ID), Extra: key.Fingerprint}
+				DetailPath: fmt.Sprintf("/ssh-keys#key-%d", key.ID), Extra: key.Fingerprint}
 			if key.Comment != "" {
 				it.Name += " (" + key.Comment + ")"
 			}
