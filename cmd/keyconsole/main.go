@@ -37,6 +37,8 @@ Commands:
   version               print the version and whether the FIPS 140-3 module is active
   audit verify|export|purge  verify audit chains, export a filtered view, purge past retention
   token-keys list|rotate list the access-token signing keys, or rotate the active one
+  sftp                  run the SFTP server alone (on KEYCONSOLE_SFTP_ADDR)
+  authorized-keys USER  print USER's active SFTP keys for OpenSSH's AuthorizedKeysCommand
   help                  show this help
 
 Configuration comes from KEYCONSOLE_* environment variables; see .env.example.
@@ -79,6 +81,10 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = cmdTokenKeys(ctx, args[1:], lookupEnv, stdout, stderr)
 	case "kms":
 		err = cmdKMS(ctx, args[1:], lookupEnv, stdout, stderr)
+	case "sftp":
+		err = cmdSFTP(ctx, args[1:], lookupEnv, stderr)
+	case "authorized-keys":
+		err = cmdAuthorizedKeys(ctx, args[1:], lookupEnv, stdout)
 	default:
 		fmt.Fprintf(stderr, "keyconsole: unknown command %q\n\n%s", args[0], usage)
 		return 2

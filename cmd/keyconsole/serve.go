@@ -51,6 +51,7 @@ var features = []feature{
 	wireAPIClients,
 	wireAudit,
 	wireWebhooks,
+	wireSFTP,
 }
 
 func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer, dev bool) error {

@@ -101,6 +101,15 @@ func (s *Service) Stats() Stats {
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
+// Policy returns the agency's rotation policy.
+func (s *Service) Policy(ctx context.Context, agencyID int64) (policy.Policy, error) {
+	pol, err := s.policies.Policy(ctx, agencyID)
+	if err != nil {
+		return policy.Policy{}, fmt.Errorf("sshkeys: policy: %w", err)
+	}
+	return pol, nil
+}
+
 // AccountName is the SSH user name of an agency's account for env.
 func AccountName(agencySlug, env string) string { return agencySlug + "-" + env }
 

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"keyconsole/handlers"
+	"keyconsole/models"
+	"keyconsole/services/sshkeys"
+	"keyconsole/web"
+)
+
+// expirySweepInterval is how often expired SSH keys are recorded and audited.
+const expirySweepInterval = time.Minute
+
+// wireSFTP adds the SSH keys pages and dashboard tile, the sweep that records
+// expired keys, and, unless KEYCONSOLE_SFTP_ADDR is empty, the SFTP server.
+func wireSFTP(_ context.Context, rt *runtime) error {
+	if rt.secrets == nil {
+		return errors.New("sftp: the secret service is not wired")
+	}
+	store := models.NewSSHKeyStore(rt.db)
+	svc := sshkeys.NewService(rt.db, store, rt.recorder, rt.policies, rt.clock, rt.log)
+	h := handlers.NewSSHKeys(rt.handler, svc)
+	rt.mounts = append(rt.mounts, web.SSHKeysRoutes(h))
+	rt.tiles = append(rt.tiles, h.Tiles)
+	rt.background = append(rt.background, func(ctx context.Context) error {
+		return svc.RunExpirySweep(ctx, expirySweepInterval)
+	})
+	if rt.cfg.SFTPAddr == "" {
+		rt.log.Info("sftp server disabled (KEYCONSOLE_SFTP_ADDR is empty)")
+		return nil
+	}
+	auth, err := newSFTPAuthenticator(rt.app, store)
+	if err != nil {
+		return err
+	}
+	rt.background = append(rt.background, func(ctx context.Context) error {
+		return runSFTPServer(ctx, rt.app, rt.secrets, store, auth)
+	})
+	rt.shutdown = append(rt.shutdown, func(ctx context.Context) {
+		if err := auth.Close(ctx); err != nil {
+			rt.log.Error("sftp: last write of key use failed", "error", err)
+		}
+	})
+	return nil
+}
