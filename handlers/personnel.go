@@ -73,7 +73,11 @@ func (h *Hygiene) reviewView(c echo.Context, userID int64, actions map[string]st
 			row.Status = inventory.StatusActive
 		}
 		for _, t := range e.Touches {
-			row.Relations = append(row.Relations, fmt.Sprintf("%s (%d×, last %s)", t.Relation, t.Count, views.When(t.LastAt)))
+			if t.Count == 1 {
+				row.Relations = append(row.Relations, fmt.Sprintf("%s on %s", t.Relation, views.Day(t.LastAt)))
+			} else {
+				row.Relations = append(row.Relations, fmt.Sprintf("%s %d times, last on %s", t.Relation, t.Count, views.Day(t.LastAt)))
+			}
 		}
 		if e.Reachable {
 			row.Relations = append(row.Relations, inventory.RelReachable)
