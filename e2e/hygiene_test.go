@@ -1,16 +1,24 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"html"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
@@ -318,3 +326,212 @@ func TestPolicyPagesAccessAndChanges(t *testing.T) {
 		})
 	}
 }
+
+// hygieneSFTP runs one OpenSSH sftp batch ("pwd") with a private key and
+// returns its exit code: 0 logged in, 255 refused.
+func hygieneSFTP(t *testing.T, c *harness.Console, keyFile, account string) int {
+	t.Helper()
+	host, port, err := net.SplitHostPort(c.SFTPAddr)
+	if err != nil {
+		t.Fatalf("SFTP address %q: %v", c.SFTPAddr, err)
+	}
+	dir := filepath.Dir(keyFile)
+	batch := filepath.Join(dir, "batch.txt")
+	if err := os.WriteFile(batch, []byte("pwd\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sftp", "-b", batch, "-P", port, "-i", keyFile,
+		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile="+filepath.Join(dir, "known_hosts"),
+		"-o", "StrictHostKeyChecking=accept-new", "-o", "LogLevel=ERROR", account+"@"+host)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		t.Logf("sftp as %s exited %d: %s", account, ee.ExitCode(), strings.TrimSpace(string(out)))
+		return ee.ExitCode()
+	}
+	t.Fatalf("run sftp: %v", err)
+	return -1
+}
+
+// hygieneTokenIssued asks the console's token endpoint for a token and reports
+// whether it was issued.
+func hygieneTokenIssued(t *testing.T, c *harness.Console, clientID, secret string) bool {
+	t.Helper()
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Timeout: 15 * time.Second})
+	tok, err := (&clientcredentials.Config{ClientID: clientID, ClientSecret: secret, TokenURL: c.URL + "/oauth/token"}).Token(ctx)
+	var re *oauth2.RetrieveError
+	switch {
+	case err == nil:
+		return tok.AccessToken != ""
+	case errors.As(err, &re) && re.Response.StatusCode == http.StatusUnauthorized:
+		return false
+	}
+	t.Fatalf("token request: %v", err)
+	return false
+}
+
+func TestPersonnelChangeWorkflow(t *testing.T) {
+	t.Parallel()
+	for _, d := range []models.Dialect{models.SQLite, models.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			c := demoConsole(t, harness.Options{Dialect: d, SFTP: true})
+			base := "/a/" + harness.DemoSlug
+			bobUser := harness.User{Subject: "e2e-bob", Email: "bob.departing@demo-county.example", EmailVerified: true, Name: "Bob Departing", Groups: []string{harness.GroupAdmins}}
+
+			// Ada sets up an SFTP account and a webhook endpoint.
+			ada := c.Browser()
+			signInAdmin(t, c, ada)
+			ada.Open(base + "/ssh-keys")
+			ada.Fill("#environment", "stg")
+			if st := ada.Click("#create-account"); st != http.StatusOK {
+				t.Fatalf("create SFTP account: %d", st)
+			}
+			account := harness.DemoSlug + "-stg"
+			ada.Open(base + "/webhooks/new")
+			ada.Fill("#name", "Case events")
+			ada.Fill("#url", "https://hooks.demo-county.example/ecd")
+			check(t, ada, "event-court_date.scheduled")
+			if st := ada.Click("#save-webhook"); st != http.StatusOK {
+				t.Fatalf("create webhook: %d", st)
+			}
+			ada.Click("#secret-done")
+			hookPath := pathOf(t, ada.Location())
+
+			// Bob creates an API credential, uploads a key and reveals the
+			// webhook secret; his session stays open in another client.
+			bob := c.Browser()
+			if st := bob.SignIn(bobUser); st != http.StatusOK {
+				t.Fatalf("Bob's sign-in: %d", st)
+			}
+			clientID, oldSecret := hygieneCreateAPICredential(t, bob, "Bob's sync")
+			keyDir := t.TempDir()
+			keyFile := filepath.Join(keyDir, "id_ed25519")
+			if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bob@laptop", "-f", keyFile).CombinedOutput(); err != nil {
+				t.Fatalf("ssh-keygen: %v %s", err, out)
+			}
+			pub, err := os.ReadFile(keyFile + ".pub")
+			if err != nil {
+				t.Fatal(err)
+			}
+			bob.Open(base + "/ssh-keys")
+			bob.Click("#upload-" + account)
+			bob.Fill("#public_key", string(pub))
+			if st := bob.Click("#upload-key"); st != http.StatusOK {
+				t.Fatalf("upload key: %d", st)
+			}
+			bob.Open(hookPath + "/reveal")
+			bob.Fill("#confirm", "Case events")
+			if st := bob.Click("#confirm-button"); st != http.StatusOK {
+				t.Fatalf("reveal: %d", st)
+			}
+			bobSession := harness.NewClient(t, c.URL)
+			bobSession.SetCookies(bob.Cookies())
+			if r := bobSession.Get(base + "/"); r.Status != http.StatusOK {
+				t.Fatalf("Bob's session before the change: %d", r.Status)
+			}
+			if !hygieneTokenIssued(t, c, clientID, oldSecret) {
+				t.Fatal("Bob's API secret does not work before the change")
+			}
+			if code := hygieneSFTP(t, c, keyFile, account); code != 0 {
+				t.Fatalf("Bob's key does not log in before the change: exit %d", code)
+			}
+
+			// Ada starts from "deactivate user" and sees all three.
+			if st := ada.Open(base + "/personnel"); st != http.StatusOK {
+				t.Fatalf("personnel page: %d", st)
+			}
+			var bobID int64
+			if err := c.DB().Gorm.Model(&models.User{}).Where("subject = ?", bobUser.Subject).Select("id").Scan(&bobID).Error; err != nil || bobID == 0 {
+				t.Fatalf("Bob's user id: %v", err)
+			}
+			bobRow := "#member-" + hygieneID(bobID)
+			if !strings.Contains(ada.Text(bobRow), "Bob Departing") {
+				t.Fatalf("Bob is not listed")
+			}
+			ada.Click(bobRow + ` a[href$="?deactivate=1"]`)
+			review := ada.Text("#review-table")
+			for _, want := range []string{"Bob's sync", clientID, "created", account, "uploaded", "Case events", "revealed", "reachable through the admin role"} {
+				if !strings.Contains(review, want) {
+					t.Errorf("review lacks %q:\n%s", want, review)
+				}
+			}
+			if !ada.Has("#deactivate:checked") {
+				t.Errorf("deactivation is not pre-selected when starting from \"deactivate user\"")
+			}
+			hygieneScreenshot(t, ada, "personnel-review-"+string(d))
+			var cred models.APICredential
+			if err := c.DB().Gorm.Where("client_id = ?", clientID).Take(&cred).Error; err != nil {
+				t.Fatal(err)
+			}
+			var key models.SSHKey
+			if err := c.DB().Gorm.Where("comment = ?", "bob@laptop").Take(&key).Error; err != nil {
+				t.Fatal(err)
+			}
+			hookID := strings.TrimPrefix(hookPath, base+"/webhooks/")
+			ada.Fill(`select[name="action.api_credential:`+hygieneID(cred.ID)+`"]`, "rotate")
+			ada.Fill(`select[name="action.ssh_key:`+hygieneID(key.ID)+`"]`, "revoke")
+			ada.Fill(`select[name="action.webhook_secret:`+hookID+`"]`, "rotate")
+			ada.Fill("#reason", "left the agency")
+			ada.Fill("#confirm", harness.DemoSlug)
+			if st := ada.Click("#personnel-submit"); st != http.StatusOK {
+				t.Fatalf("apply personnel change: %d", st)
+			}
+			summary := ada.Text("#operation-lines")
+			for _, want := range []string{"Deactivated Bob Departing", "Ended 1 open sessions", "Rotate Bob's sync", "Revoke " + account, "Rotate Case events"} {
+				if !strings.Contains(summary, want) {
+					t.Errorf("summary lacks %q:\n%s", want, summary)
+				}
+			}
+			newSecret := strings.TrimSpace(ada.TextContent("#new-secret-0"))
+			hygieneScreenshot(t, ada, "personnel-summary-"+string(d))
+			opID := strings.TrimSpace(ada.Text("#operation-id"))
+
+			// It took effect: the old API secret fails at the token
+			// endpoint, the new one works, the old key fails at the SFTP
+			// server, and Bob's open session is refused on its next request.
+			if hygieneTokenIssued(t, c, clientID, oldSecret) {
+				t.Error("the old API secret still gets tokens")
+			}
+			if newSecret == "" || !hygieneTokenIssued(t, c, clientID, newSecret) {
+				t.Error("the new API secret gets no token")
+			}
+			if code := hygieneSFTP(t, c, keyFile, account); code != 255 {
+				t.Errorf("the revoked key: sftp exit %d, want 255", code)
+			}
+			if r := bobSession.Get(base + "/"); r.Status == http.StatusOK {
+				t.Errorf("Bob's session still opens the dashboard")
+			}
+			var disabled *time.Time
+			if err := c.DB().Gorm.Model(&models.User{}).Where("id = ?", bobID).Select("disabled_at").Scan(&disabled).Error; err != nil || disabled == nil {
+				t.Errorf("Bob is not disabled: %v", err)
+			}
+
+			// One linked operation, with a printable summary rebuilt from the log.
+			var linked []models.AuditEvent
+			if err := c.DB().Gorm.Where("details LIKE ?", `%"operation":"`+opID+`"%`).Order("id").Find(&linked).Error; err != nil {
+				t.Fatal(err)
+			}
+			var acts []string
+			for _, e := range linked {
+				acts = append(acts, e.Action)
+			}
+			if len(linked) != 7 || acts[0] != "personnel.start" || acts[len(acts)-1] != "personnel.end" {
+				t.Errorf("linked records: %v", acts)
+			}
+			if st := ada.Open(base + "/operations/" + opID); st != http.StatusOK || ada.Has("#new-secrets") || !strings.Contains(ada.Text("#operation-subject"), "Bob Departing") {
+				t.Errorf("operation summary page: %d", st)
+			}
+			if strings.Contains(ada.TextContent("main"), newSecret) {
+				t.Error("the reopened summary shows the new secret")
+			}
+		})
+	}
+}
+
+func hygieneID(n int64) string { return strconv.FormatInt(n, 10) }
