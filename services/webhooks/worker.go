@@ -220,7 +220,9 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 			return err
 		})
 		if err != nil {
+			mu.Lock()
 			errs = append(errs, err)
+			mu.Unlock()
 			break
 		}
 		if !claimed {
