@@ -2,9 +2,10 @@
 GO        ?= go
 BIN       ?= bin/keyconsole
 PKGS      := ./...
+FUZZTIME  ?= 15s
 export CGO_ENABLED ?= 0
 
-.PHONY: run test test-long generate build build-fips lint bench tools clean
+.PHONY: run test test-long fuzz generate build build-fips lint bench tools clean
 
 ## run: start the console on its embedded defaults (SQLite, local KMS key, built-in sign-in)
 run:
@@ -13,6 +14,16 @@ run:
 ## test: every test (needs PostgreSQL on 127.0.0.1:5432, Chromium, OpenSSH sftp; see .ci/run)
 test: tools
 	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+## test-long: the whole suite once more under GODEBUG=fips140=only, now with the long
+## security and reliability tests (KEYCONSOLE_TEST_LONG=1), then every fuzz target
+test-long: tools
+	KEYCONSOLE_TEST_LONG=1 GODEBUG=fips140=only $(GO) test -count=1 -timeout 20m $(PKGS)
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
+## fuzz: every Fuzz* target in the module for FUZZTIME each (default 15s)
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 ## generate: regenerate templ components
 generate:
