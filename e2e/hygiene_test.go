@@ -136,6 +136,36 @@ func TestHygieneDashboardShowsOverdueCredentialAndRotatesIt(t *testing.T) {
 	}
 	hygieneScreenshot(t, b, "hygiene-after-rotation")
 
+	// Bulk revocation from the review: a wrong typed confirmation changes
+	// nothing; the agency's slug revokes, linked in one operation.
+	hygieneTick(t, b, "never-used-sel-"+hygieneKey(t, c, clientID))
+	if st := b.Click("#bulk-revoke"); st != http.StatusOK {
+		t.Fatalf("bulk revoke confirmation: %d", st)
+	}
+	if got := b.Text("#revoke-table"); !strings.Contains(got, "Case sync") {
+		t.Fatalf("confirmation lists %q", got)
+	}
+	b.Fill("#confirm", "demo")
+	if st := b.Click("#revoke-submit"); st != http.StatusUnprocessableEntity {
+		t.Fatalf("wrong confirmation answered %d, want 422", st)
+	}
+	if !hygieneTokenIssued(t, c, clientID, newSecret) {
+		t.Fatal("a refused confirmation revoked the credential")
+	}
+	b.Fill("#confirm", harness.DemoSlug)
+	if st := b.Click("#revoke-submit"); st != http.StatusOK {
+		t.Fatalf("bulk revoke answered %d", st)
+	}
+	if !strings.Contains(b.Text("#operation-lines"), "Revoke Case sync (API credentials): success") {
+		t.Errorf("bulk revoke summary: %q", b.Text("#operation-lines"))
+	}
+	if hygieneTokenIssued(t, c, clientID, newSecret) {
+		t.Error("the revoked credential still gets tokens")
+	}
+	if len(c.AuditEvents("hygiene.bulk_revoke_start")) != 1 || len(c.AuditEvents("hygiene.revoke")) != 1 || len(c.AuditEvents("hygiene.bulk_revoke_end")) != 1 {
+		t.Errorf("bulk revocation records missing")
+	}
+
 	var regenerated int
 	for _, e := range c.AuditEvents("api_credential.regenerate") {
 		if e.TargetID == clientID && e.ActorName == "Ada Admin" && e.Outcome == "success" {
@@ -535,3 +565,26 @@ func TestPersonnelChangeWorkflow(t *testing.T) {
 }
 
 func hygieneID(n int64) string { return strconv.FormatInt(n, 10) }
+
+// hygieneKey is the inventory key of an API credential.
+func hygieneKey(t *testing.T, c *harness.Console, clientID string) string {
+	t.Helper()
+	var cred models.APICredential
+	if err := c.DB().Gorm.Where("client_id = ?", clientID).Take(&cred).Error; err != nil {
+		t.Fatal(err)
+	}
+	return "api_credential:" + hygieneID(cred.ID)
+}
+
+// hygieneTick ticks a checkbox whose label shows only the USWDS box (its
+// text is for screen readers), by clicking the input as the box does.
+func hygieneTick(t *testing.T, b *harness.Browser, id string) {
+	t.Helper()
+	q, _ := json.Marshal(id)
+	ctx, cancel := context.WithTimeout(b.Context(), 15*time.Second)
+	defer cancel()
+	checked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const el = document.getElementById(` + string(q) + `); el.click(); return el.checked; })()`))
+	if err != nil || !checked {
+		t.Fatalf("tick %s: checked %v, %v", id, checked, err)
+	}
+}

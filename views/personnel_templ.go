@@ -695,7 +695,7 @@ func PersonnelReview(p Page, v PersonnelReviewView) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if v.Disabled {
+			if v.Disabled && v.DeactivateBlocked == "" {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 63, "<p id=\"already-disabled\">")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
