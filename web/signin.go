@@ -151,6 +151,9 @@ func (s *Server) callback(c echo.Context) error {
 			return refuse(http.StatusForbidden, auth.RefusedState, claims.Subject, "Sign-in could not be completed", "Your session ended while you were signing in again. Sign in from the start.")
 		}
 		if err := s.deps.Auth.Reauthenticated(ctx, pr, claims, origin); err != nil {
+			if errors.As(err, &rf) && rf.Code == auth.RefusedThrottled {
+				return s.refusedPage(c, http.StatusTooManyRequests, "Sign-in paused", rf.Message)
+			}
 			if errors.As(err, &rf) {
 				return refuse(http.StatusForbidden, rf.Code, claims.Subject, "Sign-in refused", rf.Message)
 			}
@@ -166,8 +169,11 @@ func (s *Server) callback(c echo.Context) error {
 	if errors.As(err, &rf) {
 		status := http.StatusForbidden
 		heading := "Sign-in refused"
-		if rf.Code == auth.RefusedNoAccess {
+		switch rf.Code {
+		case auth.RefusedNoAccess:
 			heading = "No access"
+		case auth.RefusedThrottled:
+			status, heading = http.StatusTooManyRequests, "Sign-in paused"
 		}
 		return s.refusedPage(c, status, heading, rf.Message)
 	}

@@ -37,7 +37,11 @@ type Config struct {
 	AbsoluteTimeout time.Duration
 	// RecentAuth is how recent a sign-in must be for sensitive actions.
 	RecentAuth time.Duration
-	Clock      func() time.Time
+	// MaxFailures failed sign-ins of one account within FailureWindow pause
+	// that account's sign-ins (DefaultMaxFailures, DefaultFailureWindow).
+	MaxFailures   int
+	FailureWindow time.Duration
+	Clock         func() time.Time
 }
 
 // Principal is the signed-in user of one request.
@@ -87,6 +91,7 @@ type Service struct {
 	users    *models.UserStore
 	agencies *models.AgencyStore
 	sessions *models.SessionStore
+	failures *models.SignInFailureStore
 	audit    *audit.Recorder
 	cfg      Config
 }
@@ -105,7 +110,13 @@ func NewService(db *models.DB, users *models.UserStore, agencies *models.AgencyS
 	if cfg.RecentAuth == 0 {
 		cfg.RecentAuth = 10 * time.Minute
 	}
-	return &Service{db: db, users: users, agencies: agencies, sessions: sessions, audit: rec, cfg: cfg}
+	if cfg.MaxFailures <= 0 {
+		cfg.MaxFailures = DefaultMaxFailures
+	}
+	if cfg.FailureWindow <= 0 {
+		cfg.FailureWindow = DefaultFailureWindow
+	}
+	return &Service{db: db, users: users, agencies: agencies, sessions: sessions, failures: models.NewSignInFailureStore(db), audit: rec, cfg: cfg}
 }
 
 // Config returns the session rules in force.
@@ -142,7 +153,10 @@ func (s *Service) isOperator(provider, email string) bool {
 
 // SignIn provisions or updates the user behind verified claims, resolves their
 // agency roles from the group mappings, starts a new session and audits the
-// outcome. It returns the session token for the cookie.
+// outcome. It returns the session token for the cookie. An account with too
+// many recent failed sign-ins is refused (RefusedThrottled) until the
+// failures age out; a refused sign-in counts as a failure of the account and
+// a successful one clears its failures.
 func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin audit.Origin) (Principal, string, error) {
 	now := s.now()
 	var (
@@ -158,6 +172,18 @@ func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin a
 		case err != nil:
 			return err
 		}
+		until, err := s.lockedUntil(ctx, p.ID, c.Subject, now)
+		if err != nil {
+			return err
+		}
+		if !until.IsZero() {
+			actor := anonymousActor(p.ID, c.Subject)
+			if u.ID != 0 {
+				actor = userActor(u)
+			}
+			refusal, err = s.refuseLocked(ctx, actor, p.ID, until, origin)
+			return err
+		}
 		u.Email, u.Name, u.UpdatedAt = c.Email, c.Name, now
 		u.IsOperator = (p.Kind == KindDev || c.EmailVerified || p.Kind == KindAzure || p.Kind == KindOkta || p.Kind == KindGeneric) && s.isOperator(p.ID, c.Email)
 		if u.ID == 0 {
@@ -167,6 +193,9 @@ func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin a
 		}
 		if u.Disabled() {
 			refusal = &Refusal{RefusedDisabled, "Your account has been disabled in the console. Ask your agency administrator."}
+			if _, err := s.recordFailure(ctx, p.ID, c.Subject, refusal.Code, now); err != nil {
+				return err
+			}
 			return s.audit.Record(ctx, audit.Event{AgencyID: models.PlatformAgencyID, Actor: userActor(u), Action: audit.ActionSignInRefused,
 				TargetType: "user", TargetID: strconv.FormatInt(u.ID, 10), TargetName: u.Display(), Outcome: audit.OutcomeDenied, Reason: refusal.Code,
 				Origin: origin, Details: map[string]string{"provider": p.ID}})
@@ -191,12 +220,18 @@ func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin a
 				return err
 			}
 			refusal = &Refusal{RefusedNoAccess, "You signed in successfully, but none of your groups gives access to an agency in this console. Ask your agency administrator to map your group to a role."}
+			if _, err := s.recordFailure(ctx, p.ID, c.Subject, refusal.Code, now); err != nil {
+				return err
+			}
 			return s.audit.Record(ctx, audit.Event{AgencyID: models.PlatformAgencyID, Actor: userActor(u), Action: audit.ActionSignInRefused,
 				TargetType: "user", TargetID: strconv.FormatInt(u.ID, 10), TargetName: u.Display(), Outcome: audit.OutcomeDenied, Reason: refusal.Code,
 				Origin: origin, Details: map[string]string{"provider": p.ID, "groups": strconv.Itoa(len(c.Groups))}})
 		}
 		u.LastSignInAt = &now
 		if err := s.users.Save(ctx, &u); err != nil {
+			return err
+		}
+		if err := s.clearFailures(ctx, p.ID, c.Subject); err != nil {
 			return err
 		}
 		if err := s.users.SetRoles(ctx, u.ID, roles, now); err != nil {
@@ -255,14 +290,22 @@ func clip(s string, n int) string {
 }
 
 // RecordRefusal audits a sign-in refused before any user was known (bad state,
-// bad nonce, invalid token, provider error, domain or overage rules).
+// bad nonce, invalid token, provider error, domain or overage rules). A
+// refusal naming a subject counts as a failed sign-in of that account.
 func (s *Service) RecordRefusal(ctx context.Context, providerID, code, subject string, origin audit.Origin) error {
-	actor := audit.Actor{Type: audit.ActorAnonymous}
-	if subject != "" {
-		actor = audit.Actor{Type: audit.ActorAnonymous, ID: clip(providerID+":"+subject, 200)}
-	}
-	return s.audit.Record(ctx, audit.Event{AgencyID: models.PlatformAgencyID, Actor: actor, Action: audit.ActionSignInRefused,
-		TargetType: "provider", TargetID: providerID, Outcome: audit.OutcomeDenied, Reason: code, Origin: origin})
+	now := s.now()
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		until, err := s.recordFailure(ctx, providerID, subject, code, now)
+		if err != nil {
+			return err
+		}
+		var details map[string]string
+		if !until.IsZero() {
+			details = map[string]string{"paused_until": until.UTC().Format(time.RFC3339)}
+		}
+		return s.audit.Record(ctx, audit.Event{AgencyID: models.PlatformAgencyID, Actor: anonymousActor(providerID, subject), Action: audit.ActionSignInRefused,
+			TargetType: "provider", TargetID: providerID, Outcome: audit.OutcomeDenied, Reason: code, Origin: origin, Details: details})
+	})
 }
 
 // Resolve returns the principal of a live session, enforcing the idle and
@@ -373,8 +416,26 @@ func (s *Service) Reauthenticated(ctx context.Context, p Principal, c Claims, or
 			return &Refusal{RefusedClaims, "The identity provider did not ask for your credentials again. Try again."}
 		}
 	}
+	var refusal *Refusal
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		until, err := s.lockedUntil(ctx, p.Provider, c.Subject, now)
+		if err != nil || until.IsZero() {
+			return err
+		}
+		refusal, err = s.refuseLocked(ctx, p.Actor(), p.Provider, until, origin)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("auth: reauthenticate: %w", err)
+	}
+	if refusal != nil {
+		return refusal
+	}
 	return s.db.Tx(ctx, func(ctx context.Context) error {
 		if err := s.sessions.SetAuthTime(ctx, p.SessionID, at); err != nil {
+			return err
+		}
+		if err := s.clearFailures(ctx, p.Provider, c.Subject); err != nil {
 			return err
 		}
 		return s.audit.Record(ctx, audit.Event{AgencyID: p.CurrentAgencyID, Actor: p.Actor(), Action: audit.ActionReauth,
