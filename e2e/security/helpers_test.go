@@ -1,0 +1,162 @@
+package security
+
+import (
+	"context"
+	"html"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"keyconsole/e2e/harness"
+	"keyconsole/models"
+)
+
+// LongEnv names the variable that turns the long tests on (make test-long).
+const LongEnv = "KEYCONSOLE_TEST_LONG"
+
+// Other County: the second agency every multi-agency test uses.
+const (
+	OtherSlug        = "other-county"
+	OtherName        = "Other County"
+	GroupOtherAdmins = "other-admins"
+)
+
+// requireLong skips a long test unless KEYCONSOLE_TEST_LONG=1; `make
+// test-long` (run by CI) sets it.
+func requireLong(t *testing.T) {
+	t.Helper()
+	if os.Getenv(LongEnv) != "1" {
+		t.Skipf("long security test: run with `make test-long` (%s=1)", LongEnv)
+	}
+}
+
+// OtherAdminUser is Olga, admin of Other County and nothing else.
+func OtherAdminUser() harness.User {
+	return harness.User{Subject: "e2e-other-admin", Email: "olga.admin@other-county.example", EmailVerified: true, Name: "Olga Other", Groups: []string{GroupOtherAdmins}}
+}
+
+// seedAgencies creates Demo County (with its admin, reviewer and viewer
+// groups) and Other County (with its admin group) through the real CLI.
+func seedAgencies(c *harness.Console) {
+	c.SeedDemo()
+	c.MustCLI("agency", "create", OtherSlug, "--name", OtherName)
+	c.MustCLI("agency", "map", OtherSlug, "--provider", harness.ProviderID, "--group", GroupOtherAdmins, "--role", "admin")
+}
+
+// signIn runs the whole OIDC sign-in of u with plain HTTP requests (console,
+// provider, console) in the client's cookie jar and returns the console's
+// answer to the callback.
+func signIn(t *testing.T, c *harness.Console, cl *harness.Client, u harness.User) harness.Response {
+	t.Helper()
+	c.Queue(u)
+	start := cl.Get("/auth/login/" + harness.ProviderID)
+	if start.Status != http.StatusFound {
+		t.Fatalf("GET /auth/login/%s: %d", harness.ProviderID, start.Status)
+	}
+	authz := cl.Get(start.Location())
+	if authz.Status != http.StatusFound || !strings.Contains(authz.Location(), "/auth/callback/") {
+		t.Fatalf("provider authorization: %d %q", authz.Status, authz.Location())
+	}
+	return cl.Get(authz.Location())
+}
+
+// signedIn returns a client signed in as u; the sign-in must succeed.
+func signedIn(t *testing.T, c *harness.Console, u harness.User) *harness.Client {
+	t.Helper()
+	cl := harness.NewClient(t, c.URL)
+	if r := signIn(t, c, cl, u); r.Status != http.StatusSeeOther {
+		t.Fatalf("sign-in of %s: %d\n%s", u.Subject, r.Status, r.Body)
+	}
+	return cl
+}
+
+var csrfField = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
+
+// csrfOf returns the CSRF token rendered in a page, or "".
+func csrfOf(body string) string {
+	m := csrfField.FindStringSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	return html.UnescapeString(m[1])
+}
+
+// csrfToken returns the client's CSRF token, read from a page that renders
+// it (the sign-in page for anonymous clients, the home page otherwise).
+func csrfToken(t *testing.T, cl *harness.Client) string {
+	t.Helper()
+	for _, p := range []string{"/signin", "/a/" + harness.DemoSlug + "/", "/operator/agencies", "/a/" + OtherSlug + "/"} {
+		if tok := csrfOf(cl.Get(p).Body); tok != "" {
+			return tok
+		}
+	}
+	t.Fatalf("no page rendered a CSRF token for this client")
+	return ""
+}
+
+// inputValue returns the value of the named input in a page, or "".
+func inputValue(body, name string) string {
+	re := regexp.MustCompile(`<input[^>]*name="` + regexp.QuoteMeta(name) + `"[^>]*>`)
+	tag := re.FindString(body)
+	if tag == "" {
+		return ""
+	}
+	m := regexp.MustCompile(`value="([^"]*)"`).FindStringSubmatch(tag)
+	if m == nil {
+		return ""
+	}
+	return html.UnescapeString(m[1])
+}
+
+// fromAddr returns an HTTP client whose connections leave from the given
+// loopback address (127.0.0.2, 127.0.0.3 ...), so the console sees distinct
+// source addresses while every packet stays on the loopback interface.
+func fromAddr(t *testing.T, base, local string) *harness.Client {
+	t.Helper()
+	cl := harness.NewClient(t, base)
+	jar, _ := cookiejar.New(nil)
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
+	cl.HTTP.Jar = jar
+	cl.HTTP.Transport = &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil || (host != "127.0.0.1" && host != "::1") {
+			return nil, &net.AddrError{Err: "tests only dial loopback", Addr: addr}
+		}
+		return d.DialContext(ctx, network, addr)
+	}}
+	return cl
+}
+
+// agencyIDOf returns an agency's id from the console's database.
+func agencyIDOf(t *testing.T, c *harness.Console, slug string) int64 {
+	t.Helper()
+	a, err := models.NewAgencyStore(c.DB()).BySlug(context.Background(), slug)
+	if err != nil {
+		t.Fatalf("agency %s: %v", slug, err)
+	}
+	return a.ID
+}
+
+// verifyAudit runs `keyconsole audit verify` against the console's data: it
+// must report every chain intact (exit 0).
+func verifyAudit(t *testing.T, c *harness.Console) {
+	t.Helper()
+	if r := c.CLI("audit", "verify"); r.Code != 0 {
+		t.Fatalf("audit verify: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+// form builds url.Values from pairs.
+func form(kv ...string) url.Values {
+	v := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v.Add(kv[i], kv[i+1])
+	}
+	return v
+}
