@@ -2,18 +2,15 @@ package audit
 
 import (
 	"bufio"
-	"bytes"
-	"compress/zlib"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"keyconsole/models"
+	"keyconsole/services/pdfdoc"
 )
 
-// The PDF export is written by a small streaming writer of its own rather
+// The PDF export is written by the streaming writer of package pdfdoc rather
 // than a document library: a library such as go-pdf/fpdf keeps every page in
 // memory until the document is closed (about 1 KB per row, a gigabyte for a
 // million records) and names its fonts with SHA-1, which panics under
@@ -26,25 +23,13 @@ import (
 // of pdfRowsPerPage rows per page with "Page X of Y" on every page.
 
 const (
-	pdfPageW       = 792.0
-	pdfPageH       = 612.0
+	pdfPageW       = pdfdoc.LetterLandscapeW
+	pdfPageH       = pdfdoc.LetterLandscapeH
 	pdfMargin      = 36.0
 	pdfRowsPerPage = 50
 	pdfTableSize   = 7.0
 	pdfLeading     = 9.5
 	pdfTableTop    = pdfPageH - pdfMargin - 44
-)
-
-// Object numbers fixed up front; page i (0-based) has its content stream at
-// pdfFirstPageObj+2i and its page object right after.
-const (
-	pdfCatalogObj = 1 + iota
-	pdfPagesObj
-	pdfCourierObj
-	pdfCourierBoldObj
-	pdfHelveticaBoldObj
-	pdfInfoObj
-	pdfFirstPageObj
 )
 
 // pdfColumn is one table column: heading, width in characters, value.
@@ -86,87 +71,35 @@ func targetText(e *models.AuditEvent) string {
 	return e.TargetType + ":" + name
 }
 
-// countingWriter tracks the offset of each object.
-type countingWriter struct {
-	w *bufio.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *countingWriter) WriteString(s string) (int, error) {
-	n, err := c.w.WriteString(s)
-	c.n += int64(n)
-	return n, err
-}
-
 type pdfSink struct {
-	w       *countingWriter
-	offsets []int64 // by object number; 0 is the free entry
-	meta    exportMeta
-	pages   int // pages written
-	total   int // pages expected
+	bw    *bufio.Writer
+	doc   *pdfdoc.Writer
+	meta  exportMeta
+	total int // pages expected
 
-	content    bytes.Buffer
-	packed     bytes.Buffer
-	zw         *zlib.Writer
 	inPage     bool
 	rowsOnPage int
-	line       []byte
-	err        error
+	line       strings.Builder
 }
 
-func newPDFSink(bw *bufio.Writer) *pdfSink {
-	s := &pdfSink{w: &countingWriter{w: bw}, offsets: make([]int64, pdfFirstPageObj)}
-	s.zw = zlib.NewWriter(&s.packed)
-	return s
-}
-
-func (s *pdfSink) printf(format string, args ...any) {
-	if s.err == nil {
-		_, s.err = fmt.Fprintf(s.w, format, args...)
-	}
-}
-
-func (s *pdfSink) startObj(n int) {
-	for len(s.offsets) <= n {
-		s.offsets = append(s.offsets, 0)
-	}
-	s.offsets[n] = s.w.n
-	s.printf("%d 0 obj\n", n)
-}
+func newPDFSink(bw *bufio.Writer) *pdfSink { return &pdfSink{bw: bw} }
 
 func (s *pdfSink) begin(m exportMeta) error {
 	s.meta = m
+	s.doc = pdfdoc.New(s.bw, pdfdoc.Options{Width: pdfPageW, Height: pdfPageH,
+		Title: "Audit log export: " + m.Agency, Created: m.GeneratedAt})
 	tablePages := int((m.Records + pdfRowsPerPage - 1) / pdfRowsPerPage)
 	s.total = 1 + max(tablePages, 1)
-	s.printf("%%PDF-1.4\n%%\xe2\xe3\xcf\xd3\n")
-	for _, f := range []struct {
-		obj  int
-		name string
-	}{{pdfCourierObj, "Courier"}, {pdfCourierBoldObj, "Courier-Bold"}, {pdfHelveticaBoldObj, "Helvetica-Bold"}} {
-		s.startObj(f.obj)
-		s.printf("<< /Type /Font /Subtype /Type1 /BaseFont /%s /Encoding /WinAnsiEncoding >>\nendobj\n", f.name)
-	}
 	s.summaryPage()
-	return s.err
+	return s.doc.Err()
 }
 
 // summaryPage writes page 1: what the export holds and how to check it.
 func (s *pdfSink) summaryPage() {
 	m := s.meta
-	c := &s.content
-	c.Reset()
-	c.WriteString("BT /F3 16 Tf ")
-	fmt.Fprintf(c, "%.2f %.2f Td ", pdfMargin, pdfPageH-pdfMargin-16)
-	s.text("keyconsole audit log export")
-	c.WriteString(" Tj ET\n")
-	c.WriteString("BT /F1 9 Tf 13 TL ")
-	fmt.Fprintf(c, "%.2f %.2f Td ", pdfMargin, pdfPageH-pdfMargin-48)
+	p := s.doc.Page()
+	p.Text(pdfdoc.HelveticaBold, 16, pdfMargin, pdfPageH-pdfMargin-16, "keyconsole audit log export")
+	p.BeginLines(pdfdoc.Courier, 9, 13, pdfMargin, pdfPageH-pdfMargin-48)
 	rows := [][2]string{
 		{"Agency", m.Agency},
 		{"Range", m.Range},
@@ -179,225 +112,88 @@ func (s *pdfSink) summaryPage() {
 	}
 	const labelW, lineW = 17, 125
 	for _, r := range rows {
-		parts := wrap(r[1], lineW-labelW)
-		for i, p := range parts {
+		parts := pdfdoc.Wrap(r[1], lineW-labelW)
+		for i, part := range parts {
 			label := ""
 			if i == 0 {
 				label = r[0] + ":"
 			}
-			s.text(pad(label, labelW) + p)
-			c.WriteString(" Tj T*\n")
+			p.Line(pdfdoc.Pad(label, labelW) + part)
 		}
 	}
-	c.WriteString("T* ")
+	p.Line("")
 	for _, note := range []string{
 		"The table lists every record of this view in recording order, up to the chain head above.",
 		"Hash shows the first characters of each record's chain hash; the CSV and JSON Lines exports carry",
 		"every field in full, from which each record's hash can be recomputed and the chain checked.",
 	} {
-		s.text(note)
-		c.WriteString(" Tj T*\n")
+		p.Line(note)
 	}
-	c.WriteString("ET\n")
+	p.EndLines()
 	s.finishPage()
 }
 
 func (s *pdfSink) startTablePage() {
-	s.content.Reset()
 	s.inPage, s.rowsOnPage = true, 0
-	c := &s.content
-	c.WriteString("BT /F3 11 Tf ")
-	fmt.Fprintf(c, "%.2f %.2f Td ", pdfMargin, pdfPageH-pdfMargin-11)
-	s.text("Audit log: " + s.meta.Agency + " (" + s.meta.Range + ")")
-	c.WriteString(" Tj ET\n")
-	c.WriteString("BT /F2 7 Tf ")
-	fmt.Fprintf(c, "%.2f %.2f Td ", pdfMargin, pdfTableTop+pdfLeading+2)
+	p := s.doc.Page()
+	p.Text(pdfdoc.HelveticaBold, 11, pdfMargin, pdfPageH-pdfMargin-11, "Audit log: "+s.meta.Agency+" ("+s.meta.Range+")")
 	var head strings.Builder
 	for i, col := range pdfColumns {
 		if i > 0 {
 			head.WriteByte(' ')
 		}
-		head.WriteString(pad(col.heading, col.width))
+		head.WriteString(pdfdoc.Pad(col.heading, col.width))
 	}
-	s.text(head.String())
-	c.WriteString(" Tj ET\n")
-	fmt.Fprintf(c, "0.5 w %.2f %.2f m %.2f %.2f l S\n", pdfMargin, pdfTableTop+pdfLeading-1, pdfPageW-pdfMargin, pdfTableTop+pdfLeading-1)
-	fmt.Fprintf(c, "BT /F1 %.1f Tf %.1f TL %.2f %.2f Td\n", pdfTableSize, pdfLeading, pdfMargin, pdfTableTop)
+	p.Text(pdfdoc.CourierBold, 7, pdfMargin, pdfTableTop+pdfLeading+2, head.String())
+	p.LineWidth(0.5)
+	p.StrokeLine(pdfMargin, pdfTableTop+pdfLeading-1, pdfPageW-pdfMargin, pdfTableTop+pdfLeading-1)
+	p.BeginLines(pdfdoc.Courier, pdfTableSize, pdfLeading, pdfMargin, pdfTableTop)
 }
 
 func (s *pdfSink) row(e *models.AuditEvent) error {
 	if s.inPage && s.rowsOnPage == pdfRowsPerPage {
-		s.content.WriteString("ET\n")
 		s.finishPage()
 	}
 	if !s.inPage {
 		s.startTablePage()
 	}
-	var b strings.Builder
+	b := &s.line
+	b.Reset()
 	for i, col := range pdfColumns {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(pad(col.value(e), col.width))
+		b.WriteString(pdfdoc.Pad(col.value(e), col.width))
 	}
-	s.text(strings.TrimRight(b.String(), " "))
-	s.content.WriteString(" Tj T*\n")
+	s.doc.Page().Line(strings.TrimRight(b.String(), " "))
 	s.rowsOnPage++
-	return s.err
+	return s.doc.Err()
 }
 
 func (s *pdfSink) end(n int64) error {
 	if !s.inPage {
 		s.startTablePage()
 	}
+	p := s.doc.Page()
 	if n == 0 {
-		s.text("No records match this view.")
-		s.content.WriteString(" Tj T*\n")
+		p.Line("No records match this view.")
 	}
-	s.text(fmt.Sprintf("End of export: %d records.", n))
-	s.content.WriteString(" Tj\nET\n")
+	p.Line(fmt.Sprintf("End of export: %d records.", n))
 	s.finishPage()
-	s.trailer()
-	return s.err
+	return s.doc.Close()
 }
 
-// finishPage adds the footer and writes the page's content stream and page
-// object.
+// finishPage adds the footer and writes the page.
 func (s *pdfSink) finishPage() {
-	s.pages++
-	c := &s.content
+	page := s.doc.Pages() + 1
 	footer := fmt.Sprintf("keyconsole audit export - %s - generated %s - page %d", s.meta.Agency,
-		s.meta.GeneratedAt.UTC().Format("2006-01-02 15:04 UTC"), s.pages)
-	if s.pages <= s.total {
+		s.meta.GeneratedAt.UTC().Format("2006-01-02 15:04 UTC"), page)
+	if page <= s.total {
 		footer += " of " + strconv.Itoa(s.total)
 	}
-	fmt.Fprintf(c, "BT /F1 7 Tf %.2f %.2f Td ", pdfMargin, pdfMargin-14)
-	s.text(footer)
-	c.WriteString(" Tj ET\n")
-
-	s.packed.Reset()
-	s.zw.Reset(&s.packed)
-	if _, err := s.zw.Write(c.Bytes()); err != nil && s.err == nil {
-		s.err = err
-	}
-	if err := s.zw.Close(); err != nil && s.err == nil {
-		s.err = err
-	}
-	contentObj := pdfFirstPageObj + 2*(s.pages-1)
-	s.startObj(contentObj)
-	s.printf("<< /Length %d /Filter /FlateDecode >>\nstream\n", s.packed.Len())
-	if s.err == nil {
-		_, s.err = s.w.Write(s.packed.Bytes())
-	}
-	s.printf("\nendstream\nendobj\n")
-	s.startObj(contentObj + 1)
-	s.printf("<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %.0f %.0f] /Contents %d 0 R /Resources << /Font << /F1 %d 0 R /F2 %d 0 R /F3 %d 0 R >> >> >>\nendobj\n",
-		pdfPagesObj, pdfPageW, pdfPageH, contentObj, pdfCourierObj, pdfCourierBoldObj, pdfHelveticaBoldObj)
+	p := s.doc.Page()
+	p.EndLines()
+	p.Text(pdfdoc.Courier, 7, pdfMargin, pdfMargin-14, footer)
+	_ = s.doc.EndPage()
 	s.inPage = false
-	c.Reset()
 }
-
-// trailer writes the page tree, catalog, document information and the
-// cross-reference table.
-func (s *pdfSink) trailer() {
-	s.startObj(pdfPagesObj)
-	s.printf("<< /Type /Pages /Count %d /Kids [", s.pages)
-	for i := 0; i < s.pages; i++ {
-		if i%16 == 0 {
-			s.printf("\n")
-		}
-		s.printf("%d 0 R ", pdfFirstPageObj+2*i+1)
-	}
-	s.printf("] >>\nendobj\n")
-	s.startObj(pdfCatalogObj)
-	s.printf("<< /Type /Catalog /Pages %d 0 R >>\nendobj\n", pdfPagesObj)
-	s.startObj(pdfInfoObj)
-	s.printf("<< /Title %s /Producer (keyconsole) /CreationDate (D:%s) >>\nendobj\n",
-		pdfString("Audit log export: "+s.meta.Agency), s.meta.GeneratedAt.UTC().Format("20060102150405Z"))
-	xref := s.w.n
-	s.printf("xref\n0 %d\n0000000000 65535 f \n", len(s.offsets))
-	for _, off := range s.offsets[1:] {
-		s.printf("%010d 00000 n \n", off)
-	}
-	s.printf("trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(s.offsets), pdfCatalogObj, pdfInfoObj, xref)
-}
-
-// text appends a PDF string literal for t (WinAnsi) to the page content.
-func (s *pdfSink) text(t string) {
-	s.line = appendPDFString(s.line[:0], t)
-	s.content.Write(s.line)
-}
-
-func pdfString(t string) string { return string(appendPDFString(nil, t)) }
-
-// winAnsiExtra maps the characters WinAnsiEncoding places in 0x80-0x9F.
-var winAnsiExtra = map[rune]byte{
-	'€': 0x80, '‚': 0x82, 'ƒ': 0x83, '„': 0x84, '…': 0x85, '†': 0x86, '‡': 0x87, 'ˆ': 0x88, '‰': 0x89, 'Š': 0x8A,
-	'‹': 0x8B, 'Œ': 0x8C, 'Ž': 0x8E, '‘': 0x91, '’': 0x92, '“': 0x93, '”': 0x94, '•': 0x95, '–': 0x96, '—': 0x97,
-	'˜': 0x98, '™': 0x99, 'š': 0x9A, '›': 0x9B, 'œ': 0x9C, 'ž': 0x9E, 'Ÿ': 0x9F,
-}
-
-// appendPDFString appends t as a PDF literal string in WinAnsi encoding;
-// characters it cannot show become '?', control characters a space.
-func appendPDFString(b []byte, t string) []byte {
-	b = append(b, '(')
-	for _, r := range t {
-		switch {
-		case r == '(' || r == ')' || r == '\\':
-			b = append(b, '\\', byte(r))
-		case r < 0x20 || r == 0x7F:
-			b = append(b, ' ')
-		case r < 0x7F:
-			b = append(b, byte(r))
-		case r >= 0xA0 && r <= 0xFF:
-			b = append(b, byte(r))
-		default:
-			if c, ok := winAnsiExtra[r]; ok {
-				b = append(b, c)
-			} else {
-				b = append(b, '?')
-			}
-		}
-	}
-	return append(b, ')')
-}
-
-// pad fits s into exactly n characters (Courier is fixed-width): shorter is
-// padded with spaces, longer is cut with an ellipsis.
-func pad(s string, n int) string {
-	l := utf8.RuneCountInString(s)
-	if l <= n {
-		return s + strings.Repeat(" ", n-l)
-	}
-	var b strings.Builder
-	i := 0
-	for _, r := range s {
-		if i == n-1 {
-			break
-		}
-		b.WriteRune(r)
-		i++
-	}
-	b.WriteRune('…')
-	return b.String()
-}
-
-// wrap cuts s into lines of at most n characters, at spaces where it can.
-func wrap(s string, n int) []string {
-	var out []string
-	for utf8.RuneCountInString(s) > n {
-		rs := []rune(s)
-		cut := n
-		for i := n; i > n/2; i-- {
-			if rs[i] == ' ' || rs[i] == ',' {
-				cut = i + 1
-				break
-			}
-		}
-		out = append(out, strings.TrimRight(string(rs[:cut]), " "))
-		s = strings.TrimLeft(string(rs[cut:]), " ")
-	}
-	return append(out, s)
-}
-
-var _ io.StringWriter = (*countingWriter)(nil)
