@@ -166,6 +166,18 @@ func TestHygieneDashboardShowsOverdueCredentialAndRotatesIt(t *testing.T) {
 		t.Errorf("bulk revocation records missing")
 	}
 
+	// The policy page, IdP tracker and a runbook render for the admin.
+	for _, pg := range []struct{ path, heading, shot string }{
+		{"/a/" + harness.DemoSlug + "/policy", "#policy-heading", "policy"},
+		{"/a/" + harness.DemoSlug + "/policy/idp-secrets", "#idp-heading", "idp-secrets"},
+		{"/a/" + harness.DemoSlug + "/runbooks/ssh_key", "#runbook-heading", "runbook-ssh"},
+	} {
+		if st := b.Open(pg.path); st != http.StatusOK || b.Text(pg.heading) == "" {
+			t.Errorf("%s: %d", pg.path, st)
+		}
+		hygieneScreenshot(t, b, pg.shot)
+	}
+
 	var regenerated int
 	for _, e := range c.AuditEvents("api_credential.regenerate") {
 		if e.TargetID == clientID && e.ActorName == "Ada Admin" && e.Outcome == "success" {

@@ -38,9 +38,13 @@ func (h *Hygiene) now() time.Time { return h.Clock().UTC() }
 func policyFields(p policy.Policy) []views.PolicyField {
 	var out []views.PolicyField
 	for _, t := range policy.Types() {
-		out = append(out, views.PolicyField{Name: t, Label: "Maximum age of " + strings.ToLower(policy.TypeLabel(t)), Unit: "days",
+		noun := policy.TypeLabel(t)
+		if t == policy.TypeWebhookSecret {
+			noun = "webhook secrets"
+		}
+		out = append(out, views.PolicyField{Name: t, Label: "Maximum age of " + noun, Unit: "days",
 			Value: strconv.Itoa(p.MaxAgeDays[t]), Min: strconv.Itoa(policy.MinMaxAgeDays), Max: strconv.Itoa(policy.MaxMaxAgeDays),
-			Hint: fmt.Sprintf("Rotate %s at least this often (%d to %d days).", strings.ToLower(policy.TypeLabel(t)), policy.MinMaxAgeDays, policy.MaxMaxAgeDays)})
+			Hint: fmt.Sprintf("Rotate %s at least this often (%d to %d days).", noun, policy.MinMaxAgeDays, policy.MaxMaxAgeDays)})
 	}
 	rsa := make([]string, 0, 3)
 	for _, b := range policy.RSASizes() {

@@ -239,59 +239,74 @@ func Runbook(p Page, v RunbookView) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "<h2>Always</h2><ul><li>Never put a secret in a support ticket, log file, error message, e-mail, chat or documentation, including this runbook.</li><li>If a secret may be compromised, rotate it immediately, whatever its age.</li><li>When someone with access to secrets leaves or changes roles, run a <a href=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "<h2>Always</h2><ul><li>Never put a secret in a support ticket, log file, error message, e-mail, chat or documentation, including this runbook.</li><li>If a secret may be compromised, rotate it immediately, whatever its age.</li><li>When someone with access to secrets leaves or changes roles, an agency admin runs a ")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			var templ_7745c5c3_Var12 string
-			templ_7745c5c3_Var12, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(p.AgencyPath("/personnel"))).ResolveURL(ctx)
-			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 59, Col: 126}
+			if p.CanAct() {
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 13, "<a href=\"")
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
+				var templ_7745c5c3_Var12 string
+				templ_7745c5c3_Var12, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(p.AgencyPath("/personnel"))).ResolveURL(ctx)
+				if templ_7745c5c3_Err != nil {
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 62, Col: 57}
+				}
+				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var12)
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "\">personnel change</a>: it rotates or revokes every credential they had access to.")
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
+			} else {
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "personnel change: it rotates or revokes every credential they had access to.")
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
 			}
-			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var12)
-			if templ_7745c5c3_Err != nil {
-				return templ_7745c5c3_Err
-			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 13, "\">personnel change</a>: it rotates or revokes every credential they had access to.</li><li>Review unused credentials: anything not used for ")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 16, "</li><li>Review unused credentials: anything not used for ")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var13 string
 			templ_7745c5c3_Var13, templ_7745c5c3_Err = templ.JoinStringErrs(policyItoa(v.UnusedDays))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 60, Col: 83}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 67, Col: 83}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var13))
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, " days appears on the <a href=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 17, " days appears on the <a href=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var14 string
 			templ_7745c5c3_Var14, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(p.AgencyPath("/hygiene"))).ResolveURL(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 60, Col: 155}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 67, Col: 155}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var14)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "\">hygiene review</a> and should be revoked if nobody needs it.</li></ul><p class=\"kc-noprint\"><a class=\"usa-link\" href=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "\">hygiene review</a> and should be revoked if nobody needs it.</li></ul><p class=\"kc-noprint\"><a class=\"usa-link\" href=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var15 string
 			templ_7745c5c3_Var15, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(p.AgencyPath("/runbooks"))).ResolveURL(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 62, Col: 92}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 69, Col: 92}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var15)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 16, "\">All runbooks</a> · use your browser's print command to print this page.</p></article>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 19, "\">All runbooks</a> · use your browser's print command to print this page.</p></article>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -322,72 +337,59 @@ func runbookSchedule(v RunbookView) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 17, "<h2>When</h2><ul><li>At least every <strong id=\"runbook-max-age\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 20, "<h2>When</h2><ul><li>At least every <strong id=\"runbook-max-age\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var17 string
 		templ_7745c5c3_Var17, templ_7745c5c3_Err = templ.JoinStringErrs(policyItoa(v.MaxAgeDays))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 70, Col: 76}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 77, Col: 76}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var17))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, " days</strong> (this agency's maximum age for ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 21, " days</strong> (this agency's maximum age for this kind of secret).</li><li>The console marks it <em>due soon</em> from day <strong id=\"runbook-warn-from\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var18 string
-		templ_7745c5c3_Var18, templ_7745c5c3_Err = templ.JoinStringErrs(v.Title)
+		templ_7745c5c3_Var18, templ_7745c5c3_Err = templ.JoinStringErrs(policyItoa(v.WarnFrom))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 70, Col: 133}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 78, Col: 109}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var18))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 19, ").</li><li>The console marks it <em>due soon</em> from day <strong id=\"runbook-warn-from\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, "</strong> (")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var19 string
-		templ_7745c5c3_Var19, templ_7745c5c3_Err = templ.JoinStringErrs(policyItoa(v.WarnFrom))
+		templ_7745c5c3_Var19, templ_7745c5c3_Err = templ.JoinStringErrs(policyItoa(v.DueSoonDays))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 71, Col: 109}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 78, Col: 149}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var19))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 20, "</strong> (")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, " days before the limit) and <em>overdue</em> from day ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var20 string
-		templ_7745c5c3_Var20, templ_7745c5c3_Err = templ.JoinStringErrs(policyItoa(v.DueSoonDays))
+		templ_7745c5c3_Var20, templ_7745c5c3_Err = templ.JoinStringErrs(policyItoa(v.MaxAgeDays))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 71, Col: 149}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 78, Col: 231}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var20))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 21, " days before the limit) and <em>overdue</em> from day ")
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		var templ_7745c5c3_Var21 string
-		templ_7745c5c3_Var21, templ_7745c5c3_Err = templ.JoinStringErrs(policyItoa(v.MaxAgeDays))
-		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 71, Col: 231}
-		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var21))
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, ".</li><li>Immediately on suspected compromise and on personnel changes.</li></ul>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 24, ".</li><li>Immediately on suspected compromise and on personnel changes.</li></ul>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -416,20 +418,20 @@ func runbookAPI(p Page, v RunbookView) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, "<h2>Before you start</h2><ul><li>Know which application uses the credential and who can update its environment variables. Staging and production always have separate credentials.</li><li>The old secret stops working the moment the new one is generated: plan a short window in which you can update the application straight away.</li></ul><h2>Steps</h2><ol><li>Open <a href=\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 25, "<h2>Before you start</h2><ul><li>Know which application uses the credential and who can update its environment variables. Staging and production always have separate credentials.</li><li>The old secret stops working the moment the new one is generated: plan a short window in which you can update the application straight away.</li></ul><h2>Steps</h2><ol><li>Open <a href=\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		var templ_7745c5c3_Var23 string
-		templ_7745c5c3_Var23, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(p.AgencyPath("/api-credentials"))).ResolveURL(ctx)
+		var templ_7745c5c3_Var22 string
+		templ_7745c5c3_Var22, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(p.AgencyPath("/api-credentials"))).ResolveURL(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 85, Col: 68}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 92, Col: 68}
 		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var23)
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var22)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 24, "\">API credentials</a> and choose the credential (check the environment).</li><li>Choose <strong>Regenerate secret</strong>. The console asks you to have signed in within the last 10 minutes and to type the credential's name.</li><li>Copy the new <code>client_secret</code> (or download it as a <code>.env</code> file). It is shown exactly once.</li><li>Put it in the application's environment variable (never in source code) and restart or reload the application.</li><li>Check that the application obtains a token from the token endpoint (<code>POST /oauth/token</code>) and that the credential's <em>last used</em> time moves.</li><li>Confirm the credential shows as within policy on the hygiene review.</li></ol><h2>If it is compromised</h2><p>Revoke it at once on its page (it stops working on every replica immediately), then create a new credential and configure the application with it.</p>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, "\">API credentials</a> and choose the credential (check the environment).</li><li>Choose <strong>Regenerate secret</strong>. The console asks you to have signed in within the last 10 minutes and to type the credential's name.</li><li>Copy the new <code>client_secret</code> (or download it as a <code>.env</code> file). It is shown exactly once.</li><li>Put it in the application's environment variable (never in source code) and restart or reload the application.</li><li>Check that the application obtains a token from the token endpoint (<code>POST /oauth/token</code>) and that the credential's <em>last used</em> time moves.</li><li>Confirm the credential shows as within policy on the hygiene review.</li></ol><h2>If it is compromised</h2><p>Revoke it at once on its page (it stops working on every replica immediately), then create a new credential and configure the application with it.</p>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -458,33 +460,33 @@ func runbookSSH(p Page, v RunbookView) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 25, "<h2>Rules</h2><ul><li>Key types: Ed25519 (preferred), ECDSA, or RSA of at least <strong id=\"runbook-min-rsa\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 27, "<h2>Rules</h2><ul><li>Key types: Ed25519 (preferred), ECDSA, or RSA of at least <strong id=\"runbook-min-rsa\">")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var24 string
+		templ_7745c5c3_Var24, templ_7745c5c3_Err = templ.JoinStringErrs(policyItoa(v.MinRSABits))
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 107, Col: 119}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var24))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 28, " bits</strong>. DSA keys are refused.</li><li>Private keys stay in the <code>~/.ssh</code> directory of the machine that uses them, read-only (<code>chmod 400</code>), never in version control, never sent by e-mail or chat.</li><li>A separate key per environment and per server.</li></ul><h2>Steps</h2><ol><li>On the machine that connects, generate a new key pair: <code>ssh-keygen -t ed25519 -f ~/.ssh/sftp_ENV_DATE</code>, then <code>chmod 400 ~/.ssh/sftp_ENV_DATE</code>.</li><li>Open <a href=\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var25 string
-		templ_7745c5c3_Var25, templ_7745c5c3_Err = templ.JoinStringErrs(policyItoa(v.MinRSABits))
+		templ_7745c5c3_Var25, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(p.AgencyPath("/ssh-keys"))).ResolveURL(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 100, Col: 119}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 114, Col: 61}
 		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var25))
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, " bits</strong>. DSA keys are refused.</li><li>Private keys stay in the <code>~/.ssh</code> directory of the machine that uses them, read-only (<code>chmod 400</code>), never in version control, never sent by e-mail or chat.</li><li>A separate key per environment and per server.</li></ul><h2>Steps</h2><ol><li>On the machine that connects, generate a new key pair: <code>ssh-keygen -t ed25519 -f ~/.ssh/sftp_ENV_DATE</code>, then <code>chmod 400 ~/.ssh/sftp_ENV_DATE</code>.</li><li>Open <a href=\"")
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var25)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		var templ_7745c5c3_Var26 string
-		templ_7745c5c3_Var26, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(p.AgencyPath("/ssh-keys"))).ResolveURL(ctx)
-		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 107, Col: 61}
-		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var26)
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 27, "\">SSH keys</a> and upload the new <strong>public</strong> key (<code>.pub</code>) to the SFTP account of that environment. Several keys can be active during the transition.</li><li>Switch the client to the new key and test a login: <code>sftp -i ~/.ssh/sftp_ENV_DATE ACCOUNT@HOST</code>.</li><li>When the new key shows a recent <em>last used</em> time, revoke the old key in the console.</li><li>Delete the old private key from the machine.</li></ol><h2>If a private key is exposed</h2><p>Revoke its public key in the console at once; it stops working for SFTP immediately. Then generate and upload a new pair.</p>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 29, "\">SSH keys</a> and upload the new <strong>public</strong> key (<code>.pub</code>) to the SFTP account of that environment. Several keys can be active during the transition.</li><li>Switch the client to the new key and test a login: <code>sftp -i ~/.ssh/sftp_ENV_DATE ACCOUNT@HOST</code>.</li><li>When the new key shows a recent <em>last used</em> time, revoke the old key in the console.</li><li>Delete the old private key from the machine.</li></ol><h2>If a private key is exposed</h2><p>Revoke its public key in the console at once; it stops working for SFTP immediately. Then generate and upload a new pair.</p>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -513,20 +515,20 @@ func runbookWebhook(p Page, v RunbookView) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 28, "<h2>Rules</h2><ul><li>The shared secret is at most 24 characters; the receiving application reads it from an environment variable (e.g. <code>WEBHOOK_SECRET</code>).</li><li>Combine signature checks with an IP allowlist of the platform's egress addresses.</li></ul><h2>Steps</h2><ol><li>Open <a href=\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 30, "<h2>Rules</h2><ul><li>The shared secret is at most 24 characters; the receiving application reads it from an environment variable (e.g. <code>WEBHOOK_SECRET</code>).</li><li>Combine signature checks with an IP allowlist of the platform's egress addresses.</li></ul><h2>Steps</h2><ol><li>Open <a href=\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		var templ_7745c5c3_Var28 string
-		templ_7745c5c3_Var28, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(p.AgencyPath("/webhooks"))).ResolveURL(ctx)
+		var templ_7745c5c3_Var27 string
+		templ_7745c5c3_Var27, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(p.AgencyPath("/webhooks"))).ResolveURL(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 125, Col: 61}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 132, Col: 61}
 		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var28)
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var27)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 29, "\">Webhooks</a> and choose the endpoint.</li><li>Rotate its secret: let the console generate one (24 characters) or type 16 to 24 printable characters without spaces. Choose the overlap window (default 24 hours, up to 72).</li><li>During the overlap every delivery carries two signatures, one made with the old secret and one with the new, so you can update the receiver in any order within the window.</li><li>Update <code>WEBHOOK_SECRET</code> in the receiving application and reload it.</li><li>Use <strong>Send test event</strong> to check the receiver accepts the new signature.</li><li>When the window ends, the old secret is no longer used.</li></ol><h2>If it is compromised</h2><p>Rotate with an overlap of 0 hours: the old secret stops signing at once. Update the receiver immediately; events signed in the meantime are retried.</p>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 31, "\">Webhooks</a> and choose the endpoint.</li><li>Rotate its secret: let the console generate one (24 characters) or type 16 to 24 printable characters without spaces. Choose the overlap window (default 24 hours, up to 72).</li><li>During the overlap every delivery carries two signatures, one made with the old secret and one with the new, so you can update the receiver in any order within the window.</li><li>Update <code>WEBHOOK_SECRET</code> in the receiving application and reload it.</li><li>Use <strong>Send test event</strong> to check the receiver accepts the new signature.</li><li>When the window ends, the old secret is no longer used.</li></ol><h2>If it is compromised</h2><p>Rotate with an overlap of 0 hours: the old secret stops signing at once. Update the receiver immediately; events signed in the meantime are retried.</p>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -551,66 +553,66 @@ func runbookIdP(p Page, v RunbookView) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 30, "<h2>When</h2><ul><li>Before the client secret of the agency's identity-provider application expires. The console warns <strong id=\"runbook-idp-warning\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 32, "<h2>When</h2><ul><li>Before the client secret of the agency's identity-provider application expires. The console warns <strong id=\"runbook-idp-warning\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		var templ_7745c5c3_Var30 string
-		templ_7745c5c3_Var30, templ_7745c5c3_Err = templ.JoinStringErrs(policyItoa(v.IdPWarnDays))
+		var templ_7745c5c3_Var29 string
+		templ_7745c5c3_Var29, templ_7745c5c3_Err = templ.JoinStringErrs(policyItoa(v.IdPWarnDays))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 139, Col: 164}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 146, Col: 164}
 		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var30))
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var29))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 31, " days</strong> before the recorded expiry date and again once it has lapsed.</li><li>Azure AD client secrets expire after at most 24 months. An expired secret locks the whole agency out of the console.</li><li>Immediately on suspected compromise.</li></ul>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 33, " days</strong> before the recorded expiry date and again once it has lapsed.</li><li>Azure AD client secrets expire after at most 24 months. An expired secret locks the whole agency out of the console.</li><li>Immediately on suspected compromise.</li></ul>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		if len(v.Recorded) > 0 {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 32, "<h2>Recorded expiry dates</h2><ul>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 34, "<h2>Recorded expiry dates</h2><ul>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			for _, r := range v.Recorded {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 33, "<li>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 35, "<li>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				var templ_7745c5c3_Var31 string
-				templ_7745c5c3_Var31, templ_7745c5c3_Err = templ.JoinStringErrs(r)
+				var templ_7745c5c3_Var30 string
+				templ_7745c5c3_Var30, templ_7745c5c3_Err = templ.JoinStringErrs(r)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 147, Col: 11}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 154, Col: 11}
 				}
-				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var31))
+				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var30))
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 34, "</li>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 36, "</li>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 35, "</ul>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 37, "</ul>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 36, "<h2>Steps</h2><ol><li>Create a new client secret in the identity provider:<ul><li>Azure AD: App registrations → the console's application → Certificates &amp; secrets → New client secret (choose the longest lifetime your policy allows, at most 24 months).</li><li>Okta: Applications → the console's application → General → Client Credentials → Generate new secret.</li><li>Google: Google Cloud console → APIs &amp; Services → Credentials → the OAuth client → Add secret.</li></ul></li><li>Give the new value to the platform operator through an approved secure channel; it goes into the console's <code>KEYCONSOLE_OIDC_&lt;ID&gt;_CLIENT_SECRET</code> environment variable and the console is redeployed.</li><li>Sign in to the console to check the new secret works.</li><li>Delete (or disable) the old secret in the identity provider.</li><li>Record the new expiry date on the <a href=\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 38, "<h2>Steps</h2><ol><li>Create a new client secret in the identity provider:<ul><li>Azure AD: App registrations → the console's application → Certificates &amp; secrets → New client secret (choose the longest lifetime your policy allows, at most 24 months).</li><li>Okta: Applications → the console's application → General → Client Credentials → Generate new secret.</li><li>Google: Google Cloud console → APIs &amp; Services → Credentials → the OAuth client → Add secret.</li></ul></li><li>Give the new value to the platform operator through an approved secure channel; it goes into the console's <code>KEYCONSOLE_OIDC_&lt;ID&gt;_CLIENT_SECRET</code> environment variable and the console is redeployed.</li><li>Sign in to the console to check the new secret works.</li><li>Delete (or disable) the old secret in the identity provider.</li><li>Record the new expiry date on the <a href=\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		var templ_7745c5c3_Var32 string
-		templ_7745c5c3_Var32, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(p.AgencyPath("/policy/idp-secrets"))).ResolveURL(ctx)
+		var templ_7745c5c3_Var31 string
+		templ_7745c5c3_Var31, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(p.AgencyPath("/policy/idp-secrets"))).ResolveURL(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 163, Col: 100}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/runbooks.templ`, Line: 171, Col: 100}
 		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var32)
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var31)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 37, "\">IdP client secrets</a> page.</li></ol>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 39, "\">IdP client secrets</a> page.</li></ol>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
