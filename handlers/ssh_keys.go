@@ -75,14 +75,11 @@ func keyView(k sshkeys.KeyRow, base string) views.SSHKeyView {
 		AgeState: k.Eval.AgeState, UseState: k.Eval.UseState,
 		RevokePath: base + "/keys/" + itoa(k.Key.ID) + "/revoke",
 	}
-	days := strconv.Itoa(int(k.Eval.Age / (24 * time.Hour)))
-	switch k.Eval.AgeState {
-	case policy.AgeOverdue:
-		v.Age = days + " days old: overdue since " + views.Day(k.Eval.DueAt)
-	case policy.AgeDueSoon:
-		v.Age = days + " days old: due soon, on " + views.Day(k.Eval.DueAt)
-	default:
-		v.Age = days + " days old: due " + views.Day(k.Eval.DueAt)
+	age := strconv.Itoa(int(k.Eval.Age/(24*time.Hour))) + " days old"
+	if k.Eval.AgeState == policy.AgeOverdue {
+		v.Age = age + ", overdue since " + views.Day(k.Eval.DueAt)
+	} else {
+		v.Age = age + ", due " + views.Day(k.Eval.DueAt)
 	}
 	return v
 }
