@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // Defaults applied by NewEnvelope to zero Options fields.
@@ -83,6 +85,9 @@ type Envelope struct {
 	mu   sync.Mutex
 	seal *keyCache
 	open *keyCache
+	// opening shares one keyring call among concurrent opens of a data key
+	// that is not cached.
+	opening singleflight.Group
 
 	calls      [numOps]atomic.Uint64
 	callErrors [numOps]atomic.Uint64
@@ -404,6 +409,9 @@ func (e *Envelope) unwrap(ctx context.Context, b blob, ec EncryptionContext, cec
 		e.mu.Unlock()
 	}
 	e.openMisses.Add(1)
+	if e.openOn && !wantKey {
+		return e.unwrapShared(ctx, b, ec, id)
+	}
 
 	key, err := e.decrypt(ctx, b.keyID, b.wrapped, ec)
 	if err != nil {
@@ -425,6 +433,46 @@ func (e *Envelope) unwrap(ctx context.Context, b blob, ec EncryptionContext, cec
 		key = nil
 	}
 	return aead, key, nil
+}
+
+// unwrapShared unwraps a data key that is not cached with one keyring call
+// however many opens of it miss the cache at once (a replica that just
+// started, or an expired entry under load): the first caller asks the
+// keyring and caches the key, the others wait for its answer. The call runs
+// without the first caller's cancellation (the keyring bounds each call), so
+// one caller giving up fails no other; each waiter still returns when its
+// own context ends.
+func (e *Envelope) unwrapShared(ctx context.Context, b blob, ec EncryptionContext, id string) (cipher.AEAD, []byte, error) {
+	ch := e.opening.DoChan(id, func() (any, error) {
+		e.mu.Lock()
+		ck, ok := e.open.get(id)
+		e.mu.Unlock()
+		if ok && fresh(e.opts.Clock(), ck.created, e.opts.OpenKeyMaxAge) {
+			return ck.aead, nil
+		}
+		key, err := e.decrypt(context.WithoutCancel(ctx), b.keyID, b.wrapped, ec)
+		if err != nil {
+			return nil, err
+		}
+		aead, err := newAEAD(key)
+		if err != nil {
+			clear(key)
+			return nil, err
+		}
+		e.mu.Lock()
+		e.open.add(id, &cachedKey{key: key, aead: aead, created: e.opts.Clock()})
+		e.mu.Unlock()
+		return aead, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, nil, r.Err
+		}
+		return r.Val.(cipher.AEAD), nil, nil
+	case <-ctx.Done():
+		return nil, nil, providerError(ctx.Err())
+	}
 }
 
 func (e *Envelope) generate(ctx context.Context, ec EncryptionContext) (DataKey, error) {
