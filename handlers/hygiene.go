@@ -144,7 +144,7 @@ func (h *Hygiene) HygieneShow(c echo.Context) error {
 		{ID: "unused", Title: "Unused", Hint: fmt.Sprintf("Not used for %d days or more. Revoke them if nobody needs them.", p.UnusedDays),
 			Empty: "No credential has gone unused for that long.", Rows: h.rows(base, rep.Unused, now)},
 	}
-	return Render(c, http.StatusOK, views.HygienePage(h.Page(c, "Credential hygiene", "policy"), v))
+	return Render(c, http.StatusOK, views.HygienePage(h.Page(c, "Credential hygiene", "hygiene"), v))
 }
 
 // selectedItems returns the agency's items named by the request's "item"
@@ -185,7 +185,7 @@ func (h *Hygiene) RevokeConfirm(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return Render(c, http.StatusOK, views.RevokeConfirm(h.Page(c, "Revoke credentials", "policy"), views.RevokeConfirmView{Rows: rows, Slug: s.Agency.Slug}))
+	return Render(c, http.StatusOK, views.RevokeConfirm(h.Page(c, "Revoke credentials", "hygiene"), views.RevokeConfirmView{Rows: rows, Slug: s.Agency.Slug}))
 }
 
 // RevokeSelected revokes the confirmed credentials as one linked operation.
@@ -212,7 +212,7 @@ func (h *Hygiene) RevokeSelected(c echo.Context) error {
 		errs["reason"] = "The reason must be a single line of at most 300 characters."
 	}
 	if len(errs) > 0 {
-		return Render(c, http.StatusUnprocessableEntity, views.RevokeConfirm(h.Page(c, "Revoke credentials", "policy"),
+		return Render(c, http.StatusUnprocessableEntity, views.RevokeConfirm(h.Page(c, "Revoke credentials", "hygiene"),
 			views.RevokeConfirmView{Rows: rows, Slug: s.Agency.Slug, Reason: reason, Errors: errs}))
 	}
 	op, err := h.Inventory.BulkRevoke(c.Request().Context(), inventory.BulkRevoke{AgencyID: s.Agency.ID, Actor: pr.Actor(), Origin: Origin(c), Keys: keys, Reason: reason})

@@ -60,7 +60,7 @@ func (p Page) AgencyNav() []NavItem {
 	if p.CanReview() {
 		items = append(items, NavItem{"audit", "Audit", p.AgencyPath("/audit")}, NavItem{"reports", "Reports", p.AgencyPath("/reports")})
 	}
-	items = append(items, NavItem{"policy", "Policy", p.AgencyPath("/policy")})
+	items = append(items, NavItem{"hygiene", "Hygiene", p.AgencyPath("/hygiene")}, NavItem{"policy", "Policy", p.AgencyPath("/policy")})
 	return items
 }
 
