@@ -117,7 +117,7 @@ func (r *Recorder) Record(ctx context.Context, e Event) error {
 			SourceIP:   clip(e.Origin.SourceIP, 64),
 			UserAgent:  clip(e.Origin.UserAgent, 400),
 			RequestID:  clip(e.Origin.RequestID, 100),
-			Details:    encodeDetails(e.Details),
+			Details:    encodeDetails(contextDetails(ctx, e.Details)),
 			PrevHash:   head.Hash,
 		}
 		ev.Hash = Hash(ev)

@@ -286,7 +286,7 @@ func (s *Service) Personnel(ctx context.Context, in PersonnelChange) (PersonnelR
 		}
 	}
 	for _, it := range items {
-		r := s.act(ctx, in.Actor, in.Origin, in.AgencyID, it, in.Actions[it.Key()], reason)
+		r := s.act(audit.WithDetails(ctx, map[string]string{"operation": res.ID}), in.Actor, in.Origin, in.AgencyID, it, in.Actions[it.Key()], reason)
 		res.Results = append(res.Results, r)
 		action := audit.ActionPersonnelRevoke
 		if r.Action == "rotate" {

@@ -281,8 +281,10 @@ func TestPersonnelChangeEndToEnd(t *testing.T) {
 				t.Errorf("%s lacks the operation id", r.Action)
 			}
 		}
+		// The features' own records of each change carry the operation id too.
 		want := []string{audit.ActionPersonnelStart, audit.ActionUserDisable, audit.ActionPersonnelSessionsEnd,
-			audit.ActionPersonnelRotate, audit.ActionPersonnelRevoke, audit.ActionPersonnelRotate, audit.ActionPersonnelEnd}
+			audit.ActionAPICredentialRegenerate, audit.ActionPersonnelRotate, audit.ActionSSHKeyRevoke, audit.ActionPersonnelRevoke,
+			audit.ActionWebhookSecretRotate, audit.ActionPersonnelRotate, audit.ActionPersonnelEnd}
 		if !sameSet(strings.Join(actions, " "), strings.Join(want, " ")) || actions[0] != want[0] || actions[len(actions)-1] != audit.ActionPersonnelEnd {
 			t.Errorf("operation records = %v, want %v (start first, end last)", actions, want)
 		}
@@ -351,7 +353,9 @@ func TestBulkRevoke(t *testing.T) {
 			t.Fatalf("second revoke: %+v %v", op2, err)
 		}
 		log, err := st.inv.OperationLog(ctx, st.demo.ID, op.ID)
-		if err != nil || len(log) != 4 || log[0].Action != audit.ActionHygieneRevokeStart || log[3].Action != audit.ActionHygieneRevokeEnd {
+		// Start, each credential's own revoke record and the hygiene record, end.
+		if err != nil || len(log) != 6 || log[0].Action != audit.ActionHygieneRevokeStart || log[1].Action != audit.ActionAPICredentialRevoke ||
+			log[3].Action != audit.ActionAPICredentialRevoke || log[5].Action != audit.ActionHygieneRevokeEnd {
 			t.Fatalf("operation log: %+v %v", log, err)
 		}
 		if _, err := st.inv.OperationLog(ctx, st.other.ID, op.ID); !errors.Is(err, models.ErrNotFound) {

@@ -270,7 +270,7 @@ func (s *Service) BulkRevoke(ctx context.Context, in BulkRevoke) (Operation, err
 		return Operation{}, fmt.Errorf("inventory: bulk revoke: %w", err)
 	}
 	for _, it := range items {
-		r := s.act(ctx, in.Actor, in.Origin, in.AgencyID, it, "revoke", reason)
+		r := s.act(audit.WithDetails(ctx, map[string]string{"operation": op.ID}), in.Actor, in.Origin, in.AgencyID, it, "revoke", reason)
 		op.Results = append(op.Results, r)
 		if err := s.record(ctx, in.AgencyID, in.Actor, in.Origin, audit.ActionHygieneRevoke, op.ID, &it, r.Outcome, r.Reason, nil); err != nil {
 			return op, fmt.Errorf("inventory: bulk revoke: %w", err)
