@@ -5,9 +5,12 @@ package models
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -188,7 +191,37 @@ func classify(err error) error {
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return fmt.Errorf("%w: %v", ErrConflict, err)
 	}
+	if connectionFailure(err) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
 	return err
+}
+
+// connectionFailure reports whether err means the database could not be
+// reached or dropped the connection (rather than refusing a statement), so
+// callers answer "unavailable, try again" instead of an internal error.
+func connectionFailure(err error) bool {
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	// PostgreSQL errors carry their SQLSTATE: class 08 is a connection
+	// exception, 57P01-57P03 a server shutting down or starting, 53300 too
+	// many connections.
+	var st interface{ SQLState() string }
+	if errors.As(err, &st) {
+		code := st.SQLState()
+		if strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03" || code == "53300" {
+			return true
+		}
+	}
+	// A refused connection attempt (whatever the server said, such as a
+	// database not accepting connections) or a connection already closed.
+	msg := err.Error()
+	return strings.Contains(msg, "failed to connect to") || strings.Contains(msg, "conn closed") || strings.Contains(msg, "connection refused")
 }
 
 func (db *DB) migrationFS() (fs.FS, goose.Dialect, error) {
