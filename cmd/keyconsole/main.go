@@ -36,6 +36,7 @@ Commands:
                         (resumable; audited)
   version               print the version and whether the FIPS 140-3 module is active
   audit verify|export|purge  verify audit chains, export a filtered view, purge past retention
+  report inventory --agency SLUG --format csv|pdf [--output FILE]  credential inventory report
   token-keys list|rotate list the access-token signing keys, or rotate the active one
   sftp                  run the SFTP server alone (on KEYCONSOLE_SFTP_ADDR)
   authorized-keys USER  print USER's active SFTP keys for OpenSSH's AuthorizedKeysCommand
@@ -85,6 +86,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = cmdSFTP(ctx, args[1:], lookupEnv, stderr)
 	case "authorized-keys":
 		err = cmdAuthorizedKeys(ctx, args[1:], lookupEnv, stdout)
+	case "report":
+		err = cmdReport(ctx, args[1:], lookupEnv, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "keyconsole: unknown command %q\n\n%s", args[0], usage)
 		return 2

@@ -52,6 +52,7 @@ var features = []feature{
 	wireAudit,
 	wireWebhooks,
 	wireSFTP,
+	wireReports,
 }
 
 func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer, dev bool) error {
