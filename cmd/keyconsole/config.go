@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -39,6 +41,9 @@ type config struct {
 	InsecureCookies bool
 	AuditRetention  time.Duration
 	TokenAudience   string
+	// TokenAddrRate is the token endpoint's sustained requests per second
+	// per source address (0: the limiter's default).
+	TokenAddrRate float64
 }
 
 // providerConfig is one OIDC provider.
@@ -158,6 +163,13 @@ func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*co
 		bad("KEYCONSOLE_BASE_URL", "must use https in production (session cookies are Secure-only)")
 	}
 	c.TokenAudience = g.str("KEYCONSOLE_TOKEN_AUDIENCE", c.BaseURL+"/api")
+	if v := g.str("KEYCONSOLE_TOKEN_ADDR_RATE", ""); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r <= 0 || math.IsNaN(r) {
+			bad("KEYCONSOLE_TOKEN_ADDR_RATE", fmt.Sprintf("%q is not a positive number of requests per second (or inf)", v))
+		}
+		c.TokenAddrRate = r
+	}
 	c.DatabaseURL = g.str("KEYCONSOLE_DATABASE_URL", filepath.Join(c.DataDir, "keyconsole.db"))
 	if strings.Contains(c.DatabaseURL, "://") && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite://") {
 		bad("KEYCONSOLE_DATABASE_URL", "must start with postgres://, sqlite:// or be a file path")

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"keyconsole/handlers"
 	"keyconsole/models"
@@ -65,7 +67,7 @@ func wireAPIClients(ctx context.Context, rt *runtime) error {
 	}
 	cancel()
 
-	limiter, err := oauth.NewLimiter(oauth.LimiterConfig{})
+	limiter, err := oauth.NewLimiter(tokenLimits(rt.cfg))
 	if err != nil {
 		return err
 	}
@@ -112,6 +114,20 @@ func wireAPIClients(ctx context.Context, rt *runtime) error {
 		}
 	}
 	return nil
+}
+
+// tokenLimits is the token endpoint's limiter configuration: the defaults,
+// with KEYCONSOLE_TOKEN_ADDR_RATE (and a burst of five seconds of it) for
+// deployments where many clients share one source address.
+func tokenLimits(cfg *config) oauth.LimiterConfig {
+	var lc oauth.LimiterConfig
+	if r := cfg.TokenAddrRate; r > 0 {
+		lc.AddrRate, lc.AddrBurst = rate.Limit(r), int(min(r*5, math.MaxInt32))
+		if math.IsInf(r, 1) {
+			lc.AddrRate = rate.Inf
+		}
+	}
+	return lc
 }
 
 // retryPepper loads the pepper in the background when it could not be
