@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -70,21 +71,53 @@ func (h *APICredentials) row(s Scope, c apiclients.Credential) views.APICredenti
 	return r
 }
 
-// List shows the agency's credentials, one table per environment.
+// credentialPageSize is how many credentials of one environment a list
+// page shows.
+const credentialPageSize = 100
+
+// List shows the agency's credentials, one table per environment, newest
+// first, one keyset page per table ("staging_before" and
+// "production_before" carry each table's cursor).
 func (h *APICredentials) List(c echo.Context) error {
 	s, _ := ScopeOf(c)
 	ctx := c.Request().Context()
-	list, err := h.Svc.List(ctx, s.Agency.ID)
-	if err != nil {
-		return err
-	}
-	d := views.APICredentialList{NewPath: h.credentialsPath(s) + "/new", MaxAgeDays: h.maxAgeDays(ctx, s.Agency.ID)}
-	for _, cr := range list {
-		r := h.row(s, cr)
-		if cr.Environment == oauth.EnvProduction {
-			d.Production = append(d.Production, r)
+	base := h.credentialsPath(s)
+	q := c.QueryParams()
+	d := views.APICredentialList{NewPath: base + "/new", MaxAgeDays: h.maxAgeDays(ctx, s.Agency.ID)}
+	for _, env := range []string{oauth.EnvStaging, oauth.EnvProduction} {
+		before, _ := strconv.ParseInt(q.Get(env+"_before"), 10, 64)
+		list, more, err := h.Svc.Page(ctx, s.Agency.ID, env, max(before, 0), credentialPageSize)
+		if err != nil {
+			return err
+		}
+		rows := make([]views.APICredentialRow, 0, len(list))
+		for _, cr := range list {
+			rows = append(rows, h.row(s, cr))
+		}
+		pg := views.APICredentialPager{}
+		if more {
+			v := url.Values{}
+			for k, vs := range q {
+				v[k] = vs
+			}
+			v.Set(env+"_before", strconv.FormatInt(list[len(list)-1].ID, 10))
+			pg.Older = base + "?" + v.Encode()
+		}
+		if before > 0 {
+			v := url.Values{}
+			for k, vs := range q {
+				v[k] = vs
+			}
+			v.Del(env + "_before")
+			pg.Newest = base
+			if len(v) > 0 {
+				pg.Newest += "?" + v.Encode()
+			}
+		}
+		if env == oauth.EnvProduction {
+			d.Production, d.ProductionPager = rows, pg
 		} else {
-			d.Staging = append(d.Staging, r)
+			d.Staging, d.StagingPager = rows, pg
 		}
 	}
 	return Render(c, http.StatusOK, views.APICredentials(h.Page(c, "API credentials", "api"), d))

@@ -115,6 +115,22 @@ func (s *APIClientStore) List(ctx context.Context, agencyID int64) ([]APICredent
 	return out, nil
 }
 
+// Page returns up to limit credentials of an agency in one environment,
+// newest first, older than beforeID when it is positive: a keyset page
+// read through the (agency_id, environment, id) index, so a page costs the
+// same however many credentials the agency has.
+func (s *APIClientStore) Page(ctx context.Context, agencyID int64, environment string, beforeID int64, limit int) ([]APICredential, error) {
+	var out []APICredential
+	q := s.db.Conn(ctx).Where("agency_id = ? AND environment = ?", agencyID, environment)
+	if beforeID > 0 {
+		q = q.Where("id < ?", beforeID)
+	}
+	if err := q.Order("id DESC").Limit(limit).Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("models: api credentials page: %w", classify(err))
+	}
+	return out, nil
+}
+
 // ByClientID returns a credential with its agency's slug by client_id: one
 // indexed query, made for every token request so a regenerated or revoked
 // secret stops working at once on every replica.

@@ -276,6 +276,28 @@ func (s *Service) List(ctx context.Context, agencyID int64) ([]Credential, error
 	return out, nil
 }
 
+// Page returns up to limit credentials of an agency in one environment,
+// newest first, older than beforeID when it is positive, and whether older
+// ones follow.
+func (s *Service) Page(ctx context.Context, agencyID int64, environment string, beforeID int64, limit int) ([]Credential, bool, error) {
+	rows, err := s.store.Page(ctx, agencyID, environment, beforeID, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("apiclients: page: %w", err)
+	}
+	more := len(rows) > limit
+	rows = rows[:min(len(rows), limit)]
+	p, err := s.policies.Policy(ctx, agencyID)
+	if err != nil {
+		return nil, false, fmt.Errorf("apiclients: page: policy: %w", err)
+	}
+	now := s.clock()
+	out := make([]Credential, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, s.view(r, p, now))
+	}
+	return out, more, nil
+}
+
 // Get returns one credential of an agency; another agency's id is
 // models.ErrNotFound exactly like a missing one.
 func (s *Service) Get(ctx context.Context, agencyID, id int64) (Credential, error) {
