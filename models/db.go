@@ -158,9 +158,16 @@ func (db *DB) Tx(ctx context.Context, fn func(ctx context.Context) error) error 
 		db.writeMu.Lock()
 		defer db.writeMu.Unlock()
 	}
+	var fnErr error
 	err := db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return fn(context.WithValue(ctx, txKey{}, tx))
+		fnErr = fn(context.WithValue(ctx, txKey{}, tx))
+		return fnErr
 	})
+	if fnErr != nil {
+		// fn's own error (the stores it called classified theirs): a
+		// failure of another service, such as KMS, is not the database's.
+		return classifyStatement(err)
+	}
 	return classify(err)
 }
 
@@ -182,6 +189,15 @@ func InTx(ctx context.Context) bool {
 func Classify(err error) error { return classify(err) }
 
 func classify(err error) error {
+	err = classifyStatement(err)
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrConflict) && connectionFailure(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+// classifyStatement maps the outcomes of a statement the database answered.
+func classifyStatement(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -190,9 +206,6 @@ func classify(err error) error {
 	}
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return fmt.Errorf("%w: %v", ErrConflict, err)
-	}
-	if connectionFailure(err) {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return err
 }
