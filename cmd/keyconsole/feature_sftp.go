@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"keyconsole/handlers"
 	"keyconsole/models"
@@ -36,6 +39,11 @@ func wireSFTP(_ context.Context, rt *runtime) error {
 	if err != nil {
 		return err
 	}
+	if rt.metrics != nil {
+		if err := registerSFTPMetrics(rt.metrics.Registry, auth); err != nil {
+			return err
+		}
+	}
 	rt.background = append(rt.background, func(ctx context.Context) error {
 		return runSFTPServer(ctx, rt.app, rt.secrets, store, auth)
 	})
@@ -44,5 +52,24 @@ func wireSFTP(_ context.Context, rt *runtime) error {
 			rt.log.Error("sftp: last write of key use failed", "error", err)
 		}
 	})
+	return nil
+}
+
+// registerSFTPMetrics exposes the authenticator's counters: completed
+// logins, and refused keys by reason.
+func registerSFTPMetrics(reg prometheus.Registerer, auth *sshkeys.Authenticator) error {
+	cs := []prometheus.Collector{prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "keyconsole_sftp_logins_total", Help: "Completed SFTP public-key logins.",
+	}, func() float64 { return float64(auth.Stats().Logins) })}
+	for _, reason := range []string{sshkeys.ReasonUnknownKey, sshkeys.ReasonWrongAccount, sshkeys.ReasonExpired, sshkeys.ReasonRateLimited} {
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "keyconsole_sftp_login_refusals_total", Help: "Refused SFTP public keys, by reason.", ConstLabels: prometheus.Labels{"reason": reason},
+		}, func() float64 { return float64(auth.Stats().Refused[reason]) }))
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("sftp: metrics: %w", err)
+		}
+	}
 	return nil
 }

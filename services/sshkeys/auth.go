@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -105,7 +106,38 @@ type Authenticator struct {
 	lastUse *oauth.LastUseTracker
 	fails   *oauth.FailureAggregator
 
+	logins  atomic.Uint64
+	refused [len(refusalReasons)]atomic.Uint64
+
 	closeOnce sync.Once
+}
+
+// refusalReasons are the reasons AuthStats counts, in a fixed order.
+var refusalReasons = [...]string{ReasonUnknownKey, ReasonWrongAccount, ReasonExpired, ReasonRateLimited}
+
+// AuthStats counts an Authenticator's decisions since it was made.
+type AuthStats struct {
+	// Logins counts completed logins (LoginSucceeded).
+	Logins uint64
+	// Refused counts refused keys by reason (the Reason constants).
+	Refused map[string]uint64
+}
+
+// Stats returns the authenticator's counters.
+func (a *Authenticator) Stats() AuthStats {
+	st := AuthStats{Logins: a.logins.Load(), Refused: make(map[string]uint64, len(refusalReasons))}
+	for i, r := range refusalReasons {
+		st.Refused[r] = a.refused[i].Load()
+	}
+	return st
+}
+
+func (a *Authenticator) countRefusal(reason string) {
+	for i, r := range refusalReasons {
+		if r == reason {
+			a.refused[i].Add(1)
+		}
+	}
 }
 
 // NewAuthenticator returns an Authenticator. Start its background flushing
@@ -181,6 +213,7 @@ func NewAuthenticator(db *models.DB, store *models.SSHKeyStore, rec *audit.Recor
 func (a *Authenticator) Authenticate(ctx context.Context, account string, key ssh.PublicKey, remoteAddr string) (Login, error) {
 	now := a.cfg.Now()
 	if ok, wait := a.limiter.Allow(account, remoteAddr, now); !ok {
+		a.countRefusal(ReasonRateLimited)
 		a.fails.Record(oauth.FailureKey{ClientID: account, Addr: hostOf(remoteAddr), Reason: ReasonRateLimited}, now)
 		hold(ctx, min(wait, a.cfg.BlockDelay))
 		return Login{}, fmt.Errorf("%w: %s", ErrRefused, ReasonRateLimited)
@@ -216,6 +249,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, account string, key ss
 // next summary, in the chain of the agency owning the account when there is
 // such an account.
 func (a *Authenticator) refuse(ctx context.Context, account, remoteAddr, reason string, now time.Time) {
+	a.countRefusal(reason)
 	a.limiter.RecordFailure(account, remoteAddr, now)
 	agency := ""
 	if acc, err := a.store.AccountByName(ctx, account); err == nil {
@@ -229,6 +263,7 @@ func (a *Authenticator) refuse(ctx context.Context, account, remoteAddr, reason 
 // audits sftp.login and notes the key's last use.
 func (a *Authenticator) LoginSucceeded(ctx context.Context, accountID, agencyID int64, account, fingerprint, remoteAddr string) {
 	now := a.cfg.Now()
+	a.logins.Add(1)
 	a.limiter.RecordSuccess(account, remoteAddr, now)
 	keyID, err := a.store.ActiveKeyID(ctx, accountID, fingerprint)
 	if err == nil {
