@@ -2,6 +2,7 @@ package security
 
 import (
 	"encoding/json"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -117,4 +118,70 @@ func atoiMatch(t *testing.T, re *regexp.Regexp, body string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// hook is a webhook endpoint created through the console.
+type hook struct {
+	ID     int64
+	Name   string
+	Secret string
+}
+
+var webhookSecretInput = regexp.MustCompile(`id="webhook-secret" readonly value="([^"]*)"`)
+
+// createWebhook adds an endpoint as the client's user (an admin) with a
+// typed secret and returns it.
+func createWebhook(t *testing.T, cl *harness.Client, c *harness.Console, slug, name, target, secret string) hook {
+	t.Helper()
+	page := cl.Get("/a/" + slug + "/webhooks/new")
+	if page.Status != http.StatusOK {
+		t.Fatalf("GET webhooks/new: %d", page.Status)
+	}
+	r := cl.PostForm("/a/"+slug+"/webhooks", form("_csrf", csrfOf(page.Body), "name", name, "environment", "staging",
+		"url", target, "events", "court_date.scheduled", "secret_source", "typed", "secret", secret))
+	if r.Status != http.StatusOK {
+		t.Fatalf("create webhook %s: %d\n%s", name, r.Status, mainOf(r))
+	}
+	if got := webhookSecretOf(r); got != secret {
+		t.Fatalf("create webhook %s: shown secret %q, want the typed one", name, got)
+	}
+	var id int64
+	if err := c.DB().Gorm.Raw("SELECT id FROM webhook_endpoints WHERE name = ?", name).Scan(&id).Error; err != nil || id == 0 {
+		t.Fatalf("webhook %s id: %v", name, err)
+	}
+	return hook{ID: id, Name: name, Secret: secret}
+}
+
+// webhookSecretOf reads the secret shown once on a webhook secret page, or "".
+func webhookSecretOf(r harness.Response) string {
+	m := webhookSecretInput.FindStringSubmatch(r.Body)
+	if m == nil {
+		return ""
+	}
+	return html.UnescapeString(m[1])
+}
+
+func hookPath(slug string, h hook, suffix string) string {
+	return "/a/" + slug + "/webhooks/" + strconv.FormatInt(h.ID, 10) + suffix
+}
+
+// revealWebhook reveals the endpoint's secret (recent sign-in assumed).
+func revealWebhook(t *testing.T, cl *harness.Client, slug string, h hook) harness.Response {
+	t.Helper()
+	page := cl.Get(hookPath(slug, h, "/reveal"))
+	if page.Status != http.StatusOK {
+		return page
+	}
+	return cl.PostForm(hookPath(slug, h, "/reveal"), form("_csrf", csrfOf(page.Body), "confirm", h.Name))
+}
+
+// setWebhookSecret sets a typed secret with the overlap window in hours.
+func setWebhookSecret(t *testing.T, cl *harness.Client, slug string, h hook, secret, overlapHours string) harness.Response {
+	t.Helper()
+	page := cl.Get(hookPath(slug, h, "/secret"))
+	if page.Status != http.StatusOK {
+		return page
+	}
+	return cl.PostForm(hookPath(slug, h, "/secret"), form("_csrf", csrfOf(page.Body), "confirm", h.Name,
+		"secret_source", "typed", "secret", secret, "overlap_hours", overlapHours))
 }

@@ -2,6 +2,7 @@ package security
 
 import (
 	"context"
+	"fmt"
 	"html"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,6 +133,21 @@ func fromAddr(t *testing.T, base, local string) *harness.Client {
 		return d.DialContext(ctx, network, addr)
 	}}
 	return cl
+}
+
+// sources counts the loopback source addresses handed out by uniqueSource.
+var sources atomic.Int64
+
+// uniqueSource returns a client whose connections leave from a loopback
+// address (127.0.x.y) no other uniqueSource client of this test process
+// uses, so per-address limits of one request never touch another.
+func uniqueSource(t *testing.T, base string) *harness.Client {
+	t.Helper()
+	n := sources.Add(1)
+	if n >= 250*250 {
+		t.Fatalf("out of loopback source addresses")
+	}
+	return fromAddr(t, base, fmt.Sprintf("127.0.%d.%d", 1+n/250, 1+n%250))
 }
 
 // agencyIDOf returns an agency's id from the console's database.

@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"keyconsole/e2e/harness"
@@ -249,7 +248,6 @@ type matrixConsole struct {
 	clients  map[string]*harness.Client
 	users    map[string]harness.User
 	fixtures *fixtures
-	addrs    atomic.Int64
 }
 
 func startMatrixConsole(t *testing.T) *matrixConsole {
@@ -276,8 +274,7 @@ func startMatrixConsole(t *testing.T) *matrixConsole {
 // fromNewAddr returns a client with cl's cookies whose connections leave
 // from a loopback address no earlier request used.
 func (mc *matrixConsole) fromNewAddr(t *testing.T, cl *harness.Client) *harness.Client {
-	n := mc.addrs.Add(1)
-	out := fromAddr(t, mc.c.URL, fmt.Sprintf("127.0.%d.%d", 1+n/250, 1+n%250))
+	out := uniqueSource(t, mc.c.URL)
 	out.SetCookies(cl.Cookies())
 	return out
 }
