@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/ssh"
+
 	"keyconsole/e2e/harness"
 	"keyconsole/services/audit"
 	"keyconsole/services/auth"
@@ -109,5 +111,45 @@ func TestTokenEndpointFailuresLockOutNobodyElse(t *testing.T) {
 	// Refusals are audited as summaries, not one record per request.
 	if n := len(c.AuditEvents(audit.ActionAPICredentialTokenRefused)); n > 5 {
 		t.Fatalf("%d audit records for a burst of failed token requests: the audit log is flooded", n)
+	}
+}
+
+// TestSFTPFailuresLockOutNobodyElse: an address offering unknown keys for an
+// account is slowed down until even the right key is refused from it, while
+// the account's owner from another address, and another account, log in.
+func TestSFTPFailuresLockOutNobodyElse(t *testing.T) {
+	requireLong(t)
+	t.Parallel()
+	c := harness.Start(t, harness.Options{SFTP: true})
+	seedAgencies(c)
+	admin := signedIn(t, c, harness.AdminUser())
+	prodID, prod := createSFTPAccount(t, admin, c, harness.DemoSlug, "prod")
+	stgID, stg := createSFTPAccount(t, admin, c, harness.DemoSlug, "stg")
+	key := newSSHSigner(t)
+	uploadSSHKey(t, admin, c, harness.DemoSlug, prodID, key.PublicKey(), "prod-owner")
+	other := newSSHSigner(t)
+	uploadSSHKey(t, admin, c, harness.DemoSlug, stgID, other.PublicKey(), "stg-owner")
+
+	var junk []ssh.Signer
+	for i := 0; i < 6; i++ {
+		junk = append(junk, newSSHSigner(t))
+	}
+	for i := 0; i < 8; i++ {
+		if r := sftpLogin(c.SFTPAddr, "127.0.0.2", prod, junk...); r.Err == nil {
+			t.Fatalf("unknown keys were accepted")
+		}
+	}
+	if r := sftpLogin(c.SFTPAddr, "127.0.0.2", prod, key); r.Err == nil {
+		t.Fatalf("the attacking address was never slowed down: after about 48 refused keys it still logs in")
+	}
+	if r := sftpLogin(c.SFTPAddr, "127.0.0.3", prod, key); !r.Listed {
+		t.Fatalf("the account's owner from another address is locked out: %v", r.Err)
+	}
+	if r := sftpLogin(c.SFTPAddr, "127.0.0.3", stg, other); !r.Listed {
+		t.Fatalf("another account is locked out: %v", r.Err)
+	}
+	// Refusals are summarised in the audit log, never one record per key.
+	if n := len(c.AuditEvents("sftp.login_refused")); n > 10 {
+		t.Fatalf("%d audit records for about 48 refused keys: the audit log is flooded", n)
 	}
 }

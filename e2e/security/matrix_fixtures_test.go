@@ -1,8 +1,6 @@
 package security
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -10,8 +8,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"golang.org/x/crypto/ssh"
 
 	"keyconsole/e2e/harness"
 )
@@ -96,26 +92,8 @@ func (f *fixtures) scalar(t *testing.T, query string, args ...any) string {
 // sshAccount creates the agency's staging SFTP account (once) and returns its id.
 func (f *fixtures) sshAccount(t *testing.T, cl *harness.Client, slug string) string {
 	t.Helper()
-	tok := csrfOf(cl.Get("/a/" + slug + "/ssh-keys").Body)
-	r := cl.PostForm("/a/"+slug+"/ssh-keys/accounts", form("_csrf", tok, "environment", "stg"))
-	if r.Status != http.StatusSeeOther {
-		t.Fatalf("create SFTP account in %s: %d\n%s", slug, r.Status, r.Body)
-	}
-	return f.scalar(t, "SELECT id FROM sftp_accounts WHERE agency_id = ? AND environment = 'stg'", agencyIDOf(t, f.c, slug))
-}
-
-// newPublicKey returns a fresh Ed25519 public key in authorized_keys form.
-func newPublicKey(t *testing.T, comment string) string {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + " " + comment
+	id, _ := createSFTPAccount(t, cl, f.c, slug, "stg")
+	return strconv.FormatInt(id, 10)
 }
 
 // sshKey uploads a fresh key to the agency's staging account and returns its id.
@@ -125,17 +103,12 @@ func (f *fixtures) sshKey(t *testing.T, cl *harness.Client, slug string) string 
 	if slug != harness.DemoSlug {
 		acc = f.ids(t, "ssh_account")["other"]
 	}
-	path := "/a/" + slug + "/ssh-keys/accounts/" + acc + "/upload"
-	page := cl.Get(path)
-	if page.Status != http.StatusOK {
-		t.Fatalf("GET %s: %d", path, page.Status)
+	id, err := strconv.ParseInt(acc, 10, 64)
+	if err != nil {
+		t.Fatal(err)
 	}
-	comment := strings.ReplaceAll(f.name("matrix-key"), " ", "-")
-	r := cl.PostForm(path, form("_csrf", csrfOf(page.Body), "public_key", newPublicKey(t, comment)))
-	if r.Status != http.StatusSeeOther {
-		t.Fatalf("upload key in %s: %d\n%s", slug, r.Status, r.Body)
-	}
-	return f.scalar(t, "SELECT id FROM ssh_keys WHERE comment = ?", comment)
+	signer := newSSHSigner(t)
+	return strconv.FormatInt(uploadSSHKey(t, cl, f.c, slug, id, signer.PublicKey(), strings.ReplaceAll(f.name("matrix-key"), " ", "-")), 10)
 }
 
 var webhookIDLink = regexp.MustCompile(`/webhooks/(\d+)`)
