@@ -98,8 +98,12 @@ func Open(ctx context.Context, cfg DBConfig) (*DB, error) {
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "foreign_keys(1)")
 		q.Add("_pragma", "synchronous(NORMAL)")
+		// BEGIN IMMEDIATE takes the write lock up front, so concurrent writers
+		// (another process on the same file) wait on busy_timeout instead of
+		// failing to upgrade a read lock. Do not add _time_format here: this
+		// driver stops reading parameters after it, silently dropping _txlock;
+		// its default time format is already the sortable SQLite one.
 		q.Set("_txlock", "immediate")
-		q.Set("_time_format", "sqlite")
 		g, err = gorm.Open(sqlite.Open("file:"+dsn+"?"+q.Encode()), gcfg)
 	case Postgres:
 		g, err = gorm.Open(postgres.Open(dsn), gcfg)
