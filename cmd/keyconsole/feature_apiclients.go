@@ -54,6 +54,7 @@ func wireAPIClients(ctx context.Context, rt *runtime) error {
 		DB: rt.db, Store: models.NewAPIClientStore(rt.db), Agencies: rt.agencies, Audit: rt.recorder,
 		Secrets: rt.secrets, Policies: rt.policies, Clock: rt.clock, Logger: rt.log,
 	})
+	rt.apiclients = svc
 	keys := tokenKeyManager(rt.app, rt.secrets, iss)
 
 	// KMS may be unreachable at start: pages work meanwhile, the token

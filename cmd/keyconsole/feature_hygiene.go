@@ -6,37 +6,35 @@ import (
 
 	"keyconsole/handlers"
 	"keyconsole/models"
-	"keyconsole/services/apiclients"
 	"keyconsole/services/inventory"
 	"keyconsole/services/policy"
-	"keyconsole/services/sshkeys"
-	"keyconsole/services/webhooks"
 	"keyconsole/web"
 )
 
-// wireHygiene stores agency policies in the database and makes them the
-// runtime's policy source (it runs before the features that read it), and
-// adds the policy, hygiene review, IdP secret tracker, personnel-change and
-// runbook pages with their dashboard tiles. The inventory reads each
-// credential feature through its own service.
-func wireHygiene(_ context.Context, rt *runtime) error {
-	if rt.secrets == nil {
-		return errors.New("hygiene: the secret service is not wired")
-	}
-	store := models.NewPolicyStore(rt.db)
-	pol := policy.NewService(rt.db, store, rt.recorder, rt.clock)
-	rt.policies = pol
+// wirePolicy stores agency policies in the database and makes them the
+// runtime's policy source; it runs before the features that read it.
+func wirePolicy(_ context.Context, rt *runtime) error {
+	rt.policyDB = models.NewPolicyStore(rt.db)
+	rt.policy = policy.NewService(rt.db, rt.policyDB, rt.recorder, rt.clock)
+	rt.policies = rt.policy
+	return nil
+}
 
-	inv := inventory.NewService(inventory.Config{DB: rt.db, Audit: rt.recorder, Policies: pol, Store: store,
+// wireHygiene adds the policy, hygiene review, IdP secret tracker,
+// personnel-change and runbook pages with their dashboard tiles. It runs
+// after the credential features and reads each through the runtime's own
+// service instance.
+func wireHygiene(_ context.Context, rt *runtime) error {
+	if rt.policy == nil || rt.apiclients == nil || rt.sshkeys == nil || rt.webhooks == nil {
+		return errors.New("hygiene: the policy and credential features must be wired first")
+	}
+	pol := rt.policy
+	inv := inventory.NewService(inventory.Config{DB: rt.db, Audit: rt.recorder, Policies: pol, Store: rt.policyDB,
 		Users: rt.users, Sessions: rt.sessions, Clock: rt.clock})
-	inv.Add(inventory.APICredentials{Svc: apiclients.NewService(apiclients.Config{
-		DB: rt.db, Store: models.NewAPIClientStore(rt.db), Agencies: rt.agencies, Audit: rt.recorder,
-		Secrets: rt.secrets, Policies: pol, Clock: rt.clock, Logger: rt.log,
-	})})
-	inv.Add(inventory.SSHKeys{Svc: sshkeys.NewService(rt.db, models.NewSSHKeyStore(rt.db), rt.recorder, pol, rt.clock, rt.log)})
-	// This instance only lists endpoints and rotates or disables them; it
-	// never delivers.
-	inv.Add(inventory.Webhooks{Svc: webhooks.NewService(rt.db, models.NewWebhookStore(rt.db), rt.secrets, rt.recorder, pol, webhooks.Options{Clock: rt.clock})})
+	inv.Add(inventory.APICredentials{Svc: rt.apiclients})
+	inv.Add(inventory.SSHKeys{Svc: rt.sshkeys})
+	inv.Add(inventory.Webhooks{Svc: rt.webhooks})
+	rt.inventory = inv
 
 	kinds := map[string]string{"dev": "dev"}
 	for _, p := range rt.cfg.Providers {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 
 	"keyconsole/handlers"
 	"keyconsole/models"
@@ -18,15 +19,10 @@ import (
 // wireReports adds the Reports page and the credential inventory downloads.
 // It runs after wireHygiene, whose policy source it measures against.
 func wireReports(_ context.Context, rt *runtime) error {
-	kinds := map[string]string{"dev": "dev"}
-	for _, p := range rt.cfg.Providers {
-		kinds[p.ID] = p.Kind
+	if rt.inventory == nil {
+		return errors.New("reports: the hygiene feature (credential inventory) must be wired first")
 	}
-	var providers []inventory.Provider
-	for _, p := range rt.handler.Providers {
-		providers = append(providers, inventory.Provider{ID: p.ID, Label: p.Label, Kind: kinds[p.ID]})
-	}
-	svc := newReports(rt.app, rt.secrets, rt.policies, providers)
+	svc := reports.NewService(reports.Config{Inventory: rt.inventory, Policies: rt.policies, Audit: rt.recorder, Clock: rt.clock})
 	rt.mounts = append(rt.mounts, web.ReportsRoutes(&handlers.Reports{Handler: rt.handler, Reports: svc}))
 	return nil
 }
@@ -37,8 +33,8 @@ type idpExpiries interface {
 	IdPSecrets(ctx context.Context, agencyID int64) (map[string]models.IdPSecretExpiry, error)
 }
 
-// newReports builds the reports service over an inventory of every
-// credential feature, each read through its own service. Listing needs no
+// newReports builds the reports service for the command line over an
+// inventory of every credential feature, each read through its own service. Listing needs no
 // secret, so sec may be nil (the command line reads no KMS).
 func newReports(a *app, sec *secrets.Service, pol policy.Source, providers []inventory.Provider) *reports.Service {
 	inv := inventory.NewService(inventory.Config{DB: a.db, Audit: a.recorder, Policies: pol, Users: a.users, Sessions: a.sessions, Clock: a.clock})

@@ -25,6 +25,7 @@ func wireSFTP(_ context.Context, rt *runtime) error {
 	}
 	store := models.NewSSHKeyStore(rt.db)
 	svc := sshkeys.NewService(rt.db, store, rt.recorder, rt.policies, rt.clock, rt.log)
+	rt.sshkeys = svc
 	h := handlers.NewSSHKeys(rt.handler, svc)
 	rt.mounts = append(rt.mounts, web.SSHKeysRoutes(h))
 	rt.tiles = append(rt.tiles, h.Tiles)

@@ -35,6 +35,7 @@ func wireWebhooks(ctx context.Context, rt *runtime) error {
 		EgressIPs: rt.cfg.WebhookEgress,
 		Clock:     rt.clock,
 	})
+	rt.webhooks = svc
 	h := handlers.NewWebhooks(rt.handler, svc)
 	rt.mounts = append(rt.mounts, web.WebhooksRoutes(h))
 	rt.tiles = append(rt.tiles, handlers.WebhookTiles(svc))

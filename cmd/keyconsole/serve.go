@@ -15,9 +15,14 @@ import (
 
 	"keyconsole/handlers"
 	"keyconsole/kms"
+	"keyconsole/models"
+	"keyconsole/services/apiclients"
 	"keyconsole/services/auth"
+	"keyconsole/services/inventory"
 	"keyconsole/services/policy"
 	"keyconsole/services/secrets"
+	"keyconsole/services/sshkeys"
+	"keyconsole/services/webhooks"
 	"keyconsole/web"
 	"keyconsole/web/devidp"
 )
@@ -38,6 +43,14 @@ type runtime struct {
 	secrets    *secrets.Service
 	policies   policy.Source
 	metrics    *web.Metrics
+	// The credential features' services, shared by the features built on
+	// them (hygiene, personnel change, reports).
+	apiclients *apiclients.Service
+	sshkeys    *sshkeys.Service
+	webhooks   *webhooks.Service
+	policy     *policy.Service
+	policyDB   *models.PolicyStore
+	inventory  *inventory.Service
 }
 
 // feature wires one part of the console into the runtime.
@@ -46,12 +59,13 @@ type feature func(ctx context.Context, rt *runtime) error
 // features is every optional part of the console, in start order.
 var features = []feature{
 	wireKMS,
-	wireHygiene,
+	wirePolicy,
 	wireMetrics,
 	wireAPIClients,
 	wireAudit,
 	wireWebhooks,
 	wireSFTP,
+	wireHygiene,
 	wireReports,
 }
 
