@@ -73,7 +73,7 @@ func (h *APICredentials) row(s Scope, c apiclients.Credential) views.APICredenti
 
 // credentialPageSize is how many credentials of one environment a list
 // page shows.
-const credentialPageSize = 100
+const credentialPageSize = 25
 
 // List shows the agency's credentials, one table per environment, newest
 // first, one keyset page per table ("staging_before" and

@@ -115,13 +115,17 @@ func (s *APIClientStore) List(ctx context.Context, agencyID int64) ([]APICredent
 	return out, nil
 }
 
+// listColumns are the columns a list of credentials shows; the secret's
+// hash and the other columns stay zero in what Page returns.
+const listColumns = "id, agency_id, name, environment, client_id, secret_version, created_by_name, created_at, rotated_at, expires_at, expired_at, revoked_at, last_used_at"
+
 // Page returns up to limit credentials of an agency in one environment,
 // newest first, older than beforeID when it is positive: a keyset page
 // read through the (agency_id, environment, id) index, so a page costs the
-// same however many credentials the agency has.
+// same however many credentials the agency has. Only listColumns are read.
 func (s *APIClientStore) Page(ctx context.Context, agencyID int64, environment string, beforeID int64, limit int) ([]APICredential, error) {
 	var out []APICredential
-	q := s.db.Conn(ctx).Where("agency_id = ? AND environment = ?", agencyID, environment)
+	q := s.db.Conn(ctx).Select(listColumns).Where("agency_id = ? AND environment = ?", agencyID, environment)
 	if beforeID > 0 {
 		q = q.Where("id < ?", beforeID)
 	}

@@ -34,7 +34,7 @@ func acTable(t *testing.T, body, env string) []string {
 }
 
 // TestAPICredentialListPagesThroughManyCredentials checks the keyset pages
-// of the list: 100 credentials per environment, newest first, an Older
+// of the list: 25 credentials per environment, newest first, an Older
 // link per table that keeps the other table's page, every credential on
 // exactly one page, and a Newest link back.
 func TestAPICredentialListPagesThroughManyCredentials(t *testing.T) {
@@ -42,7 +42,7 @@ func TestAPICredentialListPagesThroughManyCredentials(t *testing.T) {
 		st := newACStack(t, db, acOptions{})
 		base := st.srv.URL + "/a/demo-county/api-credentials"
 		admin := st.client(t, "demo-admins")
-		const staging = 230
+		const staging = 60
 		var created []string
 		for i := range staging {
 			c, _ := st.create(t, "integration "+strconv.Itoa(i), "staging")
@@ -58,7 +58,7 @@ func TestAPICredentialListPagesThroughManyCredentials(t *testing.T) {
 				t.Fatalf("page %d: %d", page, r.status)
 			}
 			ids := acTable(t, r.body, "staging")
-			want := min(100, staging-len(seen))
+			want := min(25, staging-len(seen))
 			if len(ids) != want {
 				t.Fatalf("page %d lists %d staging credentials, want %d", page, len(ids), want)
 			}
@@ -86,7 +86,7 @@ func TestAPICredentialListPagesThroughManyCredentials(t *testing.T) {
 				t.Fatalf("position %d: %s, want %s (newest first, each once)", i, id, want)
 			}
 		}
-		if r := acGet(t, admin, base+"?staging_before=not-a-number"); r.status != http.StatusOK || len(acTable(t, r.body, "staging")) != 100 {
+		if r := acGet(t, admin, base+"?staging_before=not-a-number"); r.status != http.StatusOK || len(acTable(t, r.body, "staging")) != 25 {
 			t.Fatalf("a malformed cursor: %d with %d rows, want the first page", r.status, len(acTable(t, r.body, "staging")))
 		}
 	})
