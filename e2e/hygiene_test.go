@@ -595,7 +595,7 @@ func hygieneTick(t *testing.T, b *harness.Browser, id string) {
 	q, _ := json.Marshal(id)
 	ctx, cancel := context.WithTimeout(b.Context(), 15*time.Second)
 	defer cancel()
-	checked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const el = document.getElementById(` + string(q) + `); el.click(); return el.checked; })()`))
+	checked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const el = document.getElementById(`+string(q)+`); el.click(); return el.checked; })()`))
 	if err != nil || !checked {
 		t.Fatalf("tick %s: checked %v, %v", id, checked, err)
 	}
