@@ -15,10 +15,11 @@ run:
 test: tools
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
-## test-long: the whole suite once more under GODEBUG=fips140=only, now with the long
-## security and reliability tests (KEYCONSOLE_TEST_LONG=1), then every fuzz target
+## test-long: the whole suite once more, built with GOFIPS140=v1.0.0 and run with
+## GODEBUG=fips140=only, now including the long security and reliability tests
+## (KEYCONSOLE_TEST_LONG=1); then every fuzz target for FUZZTIME
 test-long: tools
-	KEYCONSOLE_TEST_LONG=1 GODEBUG=fips140=only $(GO) test -count=1 -timeout 20m $(PKGS)
+	KEYCONSOLE_TEST_LONG=1 GOFIPS140=v1.0.0 GODEBUG=fips140=only $(GO) test -count=1 -timeout 20m $(PKGS)
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 ## fuzz: every Fuzz* target in the module for FUZZTIME each (default 15s)
@@ -42,6 +43,12 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '_templ.go$$'))" || (gofmt -l $$(git ls-files '*.go' | grep -v '_templ.go$$'); echo "gofmt needed"; exit 1)
 	$(GO) vet $(PKGS)
 	$(GO) tool templ fmt -fail views
+
+## bench: the benchmark suite (about 10 minutes with fresh data; never part of test):
+## load tests and Go benchmarks against same-run baselines, servers and load
+## generators pinned to separate cores; writes bench/results/<date>.md and .json
+bench:
+	bash scripts/bench.sh $(BENCHFLAGS)
 
 ## tools: test helpers built from the Go module proxy (KMS-compatible server)
 tools:
