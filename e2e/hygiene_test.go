@@ -563,7 +563,10 @@ func TestPersonnelChangeWorkflow(t *testing.T) {
 			for _, e := range linked {
 				acts = append(acts, e.Action)
 			}
-			if len(linked) != 7 || acts[0] != "personnel.start" || acts[len(acts)-1] != "personnel.end" {
+			// Seven workflow records plus each feature's own record of its change.
+			if len(linked) != 10 || acts[0] != "personnel.start" || acts[len(acts)-1] != "personnel.end" ||
+				!strings.Contains(strings.Join(acts, " "), "api_credential.regenerate") || !strings.Contains(strings.Join(acts, " "), "ssh_key.revoke") ||
+				!strings.Contains(strings.Join(acts, " "), "webhook.secret_rotate") {
 				t.Errorf("linked records: %v", acts)
 			}
 			if st := ada.Open(base + "/operations/" + opID); st != http.StatusOK || ada.Has("#new-secrets") || !strings.Contains(ada.Text("#operation-subject"), "Bob Departing") {
