@@ -149,7 +149,7 @@ func TestAPICredentialSecretIsShownOnceInChromium(t *testing.T) {
 	if err != nil || tok.AccessToken == "" {
 		t.Fatalf("token with the shown secret: %v", err)
 	}
-	cred, err := models.NewAPIClientStore(c.DB()).ByClientID(context.Background(), clientID)
+	cred, err := models.NewAPIClientStore(c.DB()).AuthByClientID(context.Background(), clientID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,9 +191,9 @@ func TestAPICredentialSecretIsShownOnceInChromium(t *testing.T) {
 			t.Errorf("forged POST %s: %d, want 404", f.path, r.Status)
 		}
 	}
-	after, err := models.NewAPIClientStore(c.DB()).ByClientID(context.Background(), clientID)
+	after, err := models.NewAPIClientStore(c.DB()).Get(context.Background(), cred.AgencyID, cred.ID)
 	if err != nil || after.Revoked() || after.SecretVersion != 1 || apiCredentialCount(t, c) != 1 {
-		t.Fatalf("forged requests changed the credential: %+v %v", after.APICredential, err)
+		t.Fatalf("forged requests changed the credential: %+v %v", after, err)
 	}
 	if _, err := (&clientcredentials.Config{ClientID: clientID, ClientSecret: secret, TokenURL: c.URL + "/oauth/token"}).Token(ctx); err != nil {
 		t.Fatalf("the credential stopped working after the forged requests: %v", err)

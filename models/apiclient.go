@@ -58,7 +58,7 @@ type AuthCredential struct {
 }
 
 // APIClientStore reads and writes API credentials. Every query that reads
-// agency data filters by the agency id, except ByClientID, which serves the
+// agency data filters by the agency id, except AuthByClientID, which serves the
 // token endpoint where the client_id is the key.
 type APIClientStore struct{ db *DB }
 
@@ -141,10 +141,10 @@ func (s *APIClientStore) Page(ctx context.Context, agencyID int64, environment s
 const authColumns = "api_credentials.id, api_credentials.agency_id, api_credentials.name, api_credentials.environment, api_credentials.client_id, " +
 	"api_credentials.secret_hash, api_credentials.pepper_id, api_credentials.expires_at, api_credentials.revoked_at, agencies.slug AS agency_slug"
 
-// ByClientID returns a credential with its agency's slug by client_id: one
+// AuthByClientID returns a credential with its agency's slug by client_id: one
 // indexed query, made for every token request so a regenerated or revoked
 // secret stops working at once on every replica. Only authColumns are read.
-func (s *APIClientStore) ByClientID(ctx context.Context, clientID string) (AuthCredential, error) {
+func (s *APIClientStore) AuthByClientID(ctx context.Context, clientID string) (AuthCredential, error) {
 	var c AuthCredential
 	err := s.db.Conn(ctx).Table("api_credentials").
 		Select(authColumns).

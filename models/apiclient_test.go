@@ -72,11 +72,11 @@ func TestAPIClientStoreCreateAndRead(t *testing.T) {
 		if err != nil || byNonce.ID != c.ID {
 			t.Fatalf("by nonce: %+v %v", byNonce, err)
 		}
-		auth, err := s.ByClientID(ctx, c.ClientID)
+		auth, err := s.AuthByClientID(ctx, c.ClientID)
 		if err != nil || auth.ID != c.ID || auth.AgencySlug != "demo-county" || auth.Environment != "staging" {
 			t.Fatalf("by client id: %+v %v", auth, err)
 		}
-		if _, err := s.ByClientID(ctx, "ecd_stg_zzzzzzzzzzzzzzzzzzzz"); !errors.Is(err, models.ErrNotFound) {
+		if _, err := s.AuthByClientID(ctx, "ecd_stg_zzzzzzzzzzzzzzzzzzzz"); !errors.Is(err, models.ErrNotFound) {
 			t.Fatalf("unknown client id: %v", err)
 		}
 		list, err := s.List(ctx, demo.ID)

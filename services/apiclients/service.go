@@ -649,7 +649,7 @@ func (s *Service) Authenticate(ctx context.Context, clientID string, secret oaut
 		h.Verify(secret.Reveal(), s.dummyHash)
 		return Client{}, "", oauth.ReasonUnknownClient, nil
 	}
-	row, err := s.store.ByClientID(ctx, clientID)
+	row, err := s.store.AuthByClientID(ctx, clientID)
 	if errors.Is(err, models.ErrNotFound) {
 		h.Verify(secret.Reveal(), s.dummyHash)
 		return Client{}, "", oauth.ReasonUnknownClient, nil
