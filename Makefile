@@ -15,11 +15,13 @@ run:
 test: tools
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
-## test-long: the whole suite once more, built with GOFIPS140=v1.0.0 and run with
-## GODEBUG=fips140=only, now including the long security and reliability tests
-## (KEYCONSOLE_TEST_LONG=1); then every fuzz target for FUZZTIME
+## test-long: the long security and reliability suite (e2e/security with
+## KEYCONSOLE_TEST_LONG=1) and every unit test, all built with GOFIPS140=v1.0.0 and
+## run with GODEBUG=fips140=only (the e2e feature tests ran in `make test`); then
+## every fuzz target for FUZZTIME
 test-long: tools
-	KEYCONSOLE_TEST_LONG=1 GOFIPS140=v1.0.0 GODEBUG=fips140=only $(GO) test -count=1 -timeout 20m $(PKGS)
+	KEYCONSOLE_TEST_LONG=1 GOFIPS140=v1.0.0 GODEBUG=fips140=only $(GO) test -count=1 -timeout 20m \
+		$$($(GO) list $(PKGS) | grep -v -x -e keyconsole/e2e -e keyconsole/e2e/harness)
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 ## fuzz: every Fuzz* target in the module for FUZZTIME each (default 15s)
