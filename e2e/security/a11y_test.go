@@ -183,6 +183,22 @@ func TestAccessibility(t *testing.T) {
 			report(role, "credential secret page", vs)
 		})
 	}
+	t.Run("development provider", func(t *testing.T) {
+		dev := startDev(t)
+		b := harness.NewBrowser(t, &harness.Console{URL: dev.url})
+		_, vs := axeCheck(t, b, axe, dev.url+"/signin")
+		report("dev", "/signin", vs)
+		if st := b.Click("#signin-dev"); st != http.StatusOK {
+			t.Fatalf("development sign-in: %d", st)
+		}
+		_, vs = axeCheck(t, b, axe, "")
+		report("dev", "development provider's user choice", vs)
+		if st := b.Click("#devuser-dev-admin"); st != http.StatusOK {
+			t.Fatalf("development sign-in as dev-admin: %d", st)
+		}
+		_, vs = axeCheck(t, b, axe, "")
+		report("dev", "dashboard after development sign-in", vs)
+	})
 	if len(failures) > 0 {
 		t.Fatalf("serious or critical accessibility violations (%d):\n  %s", len(failures), strings.Join(failures, "\n  "))
 	}
