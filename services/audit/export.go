@@ -198,11 +198,13 @@ func (e *Export) write(ctx context.Context, s sink, bw *bufio.Writer, w io.Write
 	}
 	var n int64
 	f := e.bound
+	var batch []models.AuditEvent
 	for !e.empty {
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
-		batch, err := e.x.store.Ascending(ctx, f, e.x.batch)
+		var err error
+		batch, err = e.x.store.AscendingInto(ctx, f, e.x.batch, batch)
 		if err != nil {
 			return n, err
 		}
