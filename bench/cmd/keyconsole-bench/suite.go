@@ -100,7 +100,7 @@ func runSuite(ctx context.Context, o options, stdout, _ io.Writer) error {
 	}
 	s := &suite{o: o, out: stdout}
 	res := results{Date: time.Now().UTC().Format(time.RFC3339), Runs: o.Runs, Duration: o.Duration.String(), GoVersion: runtime.Version(),
-		Cores: runtime.NumCPU(), CPU: cpuModel(), Commit: gitCommit(), LoadBefore: loadAvg(), Affinity: affinity()}
+		Cores: onlineCPUs(), CPU: cpuModel(), Commit: gitCommit(), LoadBefore: loadAvg(), Affinity: affinity()}
 	res.Pinning = fmt.Sprintf("servers under test, the bare baseline handler and sqlite3 pinned with `taskset -c %s`; wrk (1 thread), the SSH clients and this harness with `taskset -c %s`",
 		o.ServerCPU, o.LoadCPU)
 	s.logf("load average before: %s", res.LoadBefore)
@@ -204,6 +204,22 @@ func cpuModel() string {
 		}
 	}
 	return runtime.GOARCH
+}
+
+// onlineCPUs counts the machine's processors (runtime.NumCPU only sees the
+// harness's own affinity).
+func onlineCPUs() int {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.NumCPU()
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "processor") {
+			n++
+		}
+	}
+	return max(n, 1)
 }
 
 func gitCommit() string {
