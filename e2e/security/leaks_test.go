@@ -170,6 +170,25 @@ func TestNoSecretLeaks(t *testing.T) {
 		t.Fatalf("a secret in the URL was accepted: %d", r.Status)
 	}
 
+	// A personnel change rotates a credential and shows its new secret once.
+	pc := createAPICredential(t, admin, slug, "Leak personnel", "staging")
+	var ada int64
+	if err := c.DB().Gorm.Raw("SELECT id FROM users WHERE subject = ?", harness.AdminUser().Subject).Scan(&ada).Error; err != nil || ada == 0 {
+		t.Fatalf("admin's user id: %v", err)
+	}
+	review := "/a/" + slug + "/personnel/" + strconv.FormatInt(ada, 10)
+	rp := admin.Get(review)
+	if rp.Status != http.StatusOK {
+		t.Fatalf("personnel review: %d", rp.Status)
+	}
+	rotated := admin.PostForm(review, form("_csrf", csrfOf(rp.Body), "action.api_credential:"+strconv.FormatInt(pc.ID, 10), "rotate",
+		"confirm", slug, "reason", "leak test"))
+	m := regexp.MustCompile(`id="new-secret-0">([^<]+)<`).FindStringSubmatch(rotated.Body)
+	if rotated.Status != http.StatusOK || m == nil {
+		t.Fatalf("personnel rotation: %d\n%s", rotated.Status, mainOf(rotated))
+	}
+	secret["API secret (personnel rotation)"] = html.UnescapeString(strings.TrimSpace(m[1]))
+
 	// SSH keys: a pasted private key is refused; SFTP logins right and wrong.
 	account, accountName := createSFTPAccount(t, admin, c, slug, "prod")
 	pemKey, pemBody := privateKeyPEM(t)
