@@ -741,7 +741,9 @@ func TestStatsConcurrent(t *testing.T) {
 	if st.KMSCalls[kms.OpGenerateDataKey] != st.SealCacheMisses || uint64(c.count(kms.OpGenerateDataKey)) != st.SealCacheMisses {
 		t.Errorf("generate calls: stats %d, provider %d, misses %d", st.KMSCalls[kms.OpGenerateDataKey], c.count(kms.OpGenerateDataKey), st.SealCacheMisses)
 	}
-	if st.KMSCalls[kms.OpDecrypt] != st.OpenCacheMisses || uint64(c.count(kms.OpDecrypt)) != st.OpenCacheMisses {
+	// Concurrent misses of one data key share a single keyring call, so
+	// there are never more Decrypt calls than misses, and at least one.
+	if dec := st.KMSCalls[kms.OpDecrypt]; dec != uint64(c.count(kms.OpDecrypt)) || dec > st.OpenCacheMisses || (st.OpenCacheMisses > 0 && dec == 0) {
 		t.Errorf("decrypt calls: stats %d, provider %d, misses %d", st.KMSCalls[kms.OpDecrypt], c.count(kms.OpDecrypt), st.OpenCacheMisses)
 	}
 	if min := uint64(workers * rounds / 7); st.SealCacheMisses < min {
