@@ -503,7 +503,10 @@ type RegenerateInput struct {
 // the token endpoint reads the hash from the database on every request.
 // A wrong confirmation is a *ValidationError; a revoked or expired
 // credential is ErrRevoked or ErrExpired; a confirmation for a secret
-// already replaced is ErrStale. Nothing is written in any of these cases.
+// already replaced (a resubmitted form, or a concurrent regeneration that
+// won) is ErrStale. Nothing changes in any of these cases; the refusals of
+// a well-formed attempt are audited, since every attempt at a sensitive
+// action is.
 func (s *Service) Regenerate(ctx context.Context, actor audit.Actor, origin audit.Origin, agencyID, id int64, in RegenerateInput) (models.APICredential, oauth.ClientSecret, error) {
 	cur, err := s.store.Get(ctx, agencyID, id)
 	if err != nil {
@@ -512,11 +515,11 @@ func (s *Service) Regenerate(ctx context.Context, actor audit.Actor, origin audi
 	now := s.clock()
 	switch {
 	case cur.Revoked():
-		return models.APICredential{}, oauth.ClientSecret{}, ErrRevoked
+		return models.APICredential{}, oauth.ClientSecret{}, s.refuseRegenerate(ctx, actor, origin, cur, ErrRevoked, "revoked")
 	case cur.Expired(now):
-		return models.APICredential{}, oauth.ClientSecret{}, ErrExpired
+		return models.APICredential{}, oauth.ClientSecret{}, s.refuseRegenerate(ctx, actor, origin, cur, ErrExpired, "expired")
 	case in.Version != cur.SecretVersion:
-		return models.APICredential{}, oauth.ClientSecret{}, ErrStale
+		return models.APICredential{}, oauth.ClientSecret{}, s.refuseRegenerate(ctx, actor, origin, cur, ErrStale, "stale")
 	case strings.TrimSpace(in.ConfirmName) != cur.Name:
 		return models.APICredential{}, oauth.ClientSecret{}, &ValidationError{Fields: map[string]string{
 			"confirm_name": "Type the credential's name exactly as shown to confirm.",
@@ -551,11 +554,27 @@ func (s *Service) Regenerate(ctx context.Context, actor audit.Actor, origin audi
 	})
 	if err != nil {
 		if errors.Is(err, ErrStale) {
-			return models.APICredential{}, oauth.ClientSecret{}, ErrStale
+			return models.APICredential{}, oauth.ClientSecret{}, s.refuseRegenerate(ctx, actor, origin, cur, ErrStale, "stale")
 		}
 		return models.APICredential{}, oauth.ClientSecret{}, fmt.Errorf("apiclients: regenerate: %w", err)
 	}
 	return out, secret, nil
+}
+
+// refuseRegenerate audits a refused regeneration (in its own transaction:
+// the attempt changed nothing) and returns the refusal, or the audit
+// failure if the record could not be written.
+func (s *Service) refuseRegenerate(ctx context.Context, actor audit.Actor, origin audit.Origin, cur models.APICredential, refusal error, reason string) error {
+	err := s.audit.Record(ctx, audit.Event{
+		AgencyID: cur.AgencyID, Actor: actor, Action: audit.ActionAPICredentialRegenerate,
+		TargetType: audit.TargetAPICredential, TargetID: cur.ClientID, TargetName: cur.Name,
+		Outcome: audit.OutcomeDenied, Reason: reason, Origin: origin,
+		Details: map[string]string{"environment": cur.Environment},
+	})
+	if err != nil {
+		return fmt.Errorf("apiclients: regenerate: %w", err)
+	}
+	return refusal
 }
 
 // Revoke revokes a credential of an agency at once; an already revoked one

@@ -281,8 +281,10 @@ func TestAPICredentialRegenerateReplacesTheSecretAtOnce(t *testing.T) {
 				t.Errorf("%s: %v", r.name, err)
 			}
 		}
-		if _, reason := e.authenticate(t, c.ClientID, old); reason != "" || e.auditCount(t) != before {
-			t.Fatalf("a refused regeneration changed something: reason %q, %d new audit records", reason, e.auditCount(t)-before)
+		// Nothing changed; only the stale attempt (a well-formed attempt at a
+		// sensitive action) left its refusal in the audit log.
+		if _, reason := e.authenticate(t, c.ClientID, old); reason != "" || e.auditCount(t) != before+1 {
+			t.Fatalf("a refused regeneration changed something: reason %q, %d new audit records, want 1", reason, e.auditCount(t)-before)
 		}
 
 		out, fresh, err := e.svc.Regenerate(ctx, ada, origin, e.demo.ID, c.ID, apiclients.RegenerateInput{ConfirmName: " Case sync ", Version: 1})
@@ -300,7 +302,10 @@ func TestAPICredentialRegenerateReplacesTheSecretAtOnce(t *testing.T) {
 			t.Errorf("resubmitted regeneration: %v", err)
 		}
 		hist, _ := e.svc.History(ctx, e.demo.ID, c.ID, 10)
-		if len(hist) != 2 || hist[0].Action != audit.ActionAPICredentialRegenerate || hist[0].ActorName != "Ada Admin" || hist[0].RequestID != "req-1" {
+		// Newest first: the refused resubmission, the regeneration, the
+		// refused stale attempt above, the creation.
+		if len(hist) != 4 || hist[0].Action != audit.ActionAPICredentialRegenerate || hist[0].Outcome != audit.OutcomeDenied || hist[0].Reason != "stale" ||
+			hist[1].Action != audit.ActionAPICredentialRegenerate || hist[1].Outcome != audit.OutcomeSuccess || hist[1].ActorName != "Ada Admin" || hist[1].RequestID != "req-1" {
 			t.Errorf("history: %+v", hist)
 		}
 		if l := e.leaks(t, old.Reveal(), fresh.Reveal()); len(l) > 0 {
