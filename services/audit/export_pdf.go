@@ -124,8 +124,8 @@ func (s *pdfSink) summaryPage() {
 	p.Line("")
 	for _, note := range []string{
 		"The table lists every record of this view in recording order, up to the chain head above.",
-		"Hash shows the first characters of each record's chain hash; the CSV and JSON Lines exports carry",
-		"every field in full, from which each record's hash can be recomputed and the chain checked.",
+		"Hash shows the first characters of each record's chain hash; the JSON Lines export carries every",
+		"field exactly, from which each record's hash can be recomputed and the chain checked.",
 	} {
 		p.Line(note)
 	}
