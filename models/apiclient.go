@@ -2,7 +2,10 @@ package models
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -146,16 +149,24 @@ const authColumns = "api_credentials.id, api_credentials.agency_id, api_credenti
 // secret stops working at once on every replica. Only authColumns are read.
 func (s *APIClientStore) AuthByClientID(ctx context.Context, clientID string) (AuthCredential, error) {
 	var c AuthCredential
-	err := s.db.Conn(ctx).Table("api_credentials").
-		Select(authColumns).
-		Joins("JOIN agencies ON agencies.id = api_credentials.agency_id").
-		Where("api_credentials.client_id = ?", clientID).
-		Take(&c).Error
+	q := authByClientIDSQL
+	if s.db.Dialect == Postgres {
+		q = strings.Replace(q, "?", "$1", 1)
+	}
+	// One row scanned straight into its fields: GORM's statement building
+	// and reflection were a third of the lookup.
+	err := s.db.Conn(ctx).Statement.ConnPool.QueryRowContext(ctx, q, clientID).Scan(&c.ID, &c.AgencyID, &c.Name, &c.Environment,
+		&c.ClientID, &c.SecretHash, &c.PepperID, &c.ExpiresAt, &c.RevokedAt, &c.AgencySlug)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = gorm.ErrRecordNotFound
+	}
 	if err != nil {
 		return AuthCredential{}, fmt.Errorf("models: api credential by client id: %w", classify(err))
 	}
 	return c, nil
 }
+
+const authByClientIDSQL = "SELECT " + authColumns + " FROM api_credentials JOIN agencies ON agencies.id = api_credentials.agency_id WHERE api_credentials.client_id = ? LIMIT 1"
 
 // ReplaceSecret stores a new secret hash for a live credential of an
 // agency, only if its secret version is still expectVersion; it reports
