@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -127,12 +128,33 @@ const listColumns = "id, agency_id, name, environment, client_id, secret_version
 // read through the (agency_id, environment, id) index, so a page costs the
 // same however many credentials the agency has. Only listColumns are read.
 func (s *APIClientStore) Page(ctx context.Context, agencyID int64, environment string, beforeID int64, limit int) ([]APICredential, error) {
-	var out []APICredential
-	q := s.db.Conn(ctx).Select(listColumns).Where("agency_id = ? AND environment = ?", agencyID, environment)
+	q, args := "SELECT "+listColumns+" FROM api_credentials WHERE agency_id = ? AND environment = ?", []any{agencyID, environment}
 	if beforeID > 0 {
-		q = q.Where("id < ?", beforeID)
+		q, args = q+" AND id < ?", append(args, beforeID)
 	}
-	if err := q.Order("id DESC").Limit(limit).Find(&out).Error; err != nil {
+	q, args = q+" ORDER BY id DESC LIMIT ?", append(args, limit)
+	if s.db.Dialect == Postgres {
+		for i := range args {
+			q = strings.Replace(q, "?", "$"+strconv.Itoa(i+1), 1)
+		}
+	}
+	// Rows are scanned straight into their fields, without GORM's per-row
+	// reflection.
+	rows, err := s.db.Conn(ctx).Statement.ConnPool.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("models: api credentials page: %w", classify(err))
+	}
+	defer rows.Close()
+	out := make([]APICredential, 0, limit)
+	for rows.Next() {
+		var c APICredential
+		if err := rows.Scan(&c.ID, &c.AgencyID, &c.Name, &c.Environment, &c.ClientID, &c.SecretVersion, &c.CreatedByName, &c.CreatedAt,
+			&c.RotatedAt, &c.ExpiresAt, &c.ExpiredAt, &c.RevokedAt, &c.LastUsedAt); err != nil {
+			return nil, fmt.Errorf("models: api credentials page: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("models: api credentials page: %w", classify(err))
 	}
 	return out, nil
