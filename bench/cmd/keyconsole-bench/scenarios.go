@@ -88,20 +88,26 @@ func (s *suite) tokenScenario(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for i := range s.o.Runs {
-		err := alternate(i, func() error {
-			r, err := runWrk(ctx, s.o, bl)
-			base = append(base, r)
-			return err
-		}, func() error {
-			r, err := runWrk(ctx, s.o, tl)
-			tok = append(tok, r)
-			return err
-		})
-		if err != nil {
-			return err
+	within, err := s.serverWindow(ctx, "/oauth/token", "0.01", func() error {
+		for i := range s.o.Runs {
+			err := alternate(i, func() error {
+				r, err := runWrk(ctx, s.o, bl)
+				base = append(base, r)
+				return err
+			}, func() error {
+				r, err := runWrk(ctx, s.o, tl)
+				tok = append(tok, r)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			s.logf("  token run %d: %.0f req/s (p99 %.1f ms) vs baseline %.0f req/s", i+1, tok[i].RPS(), ms(tok[i].P99US), base[i].RPS())
 		}
-		s.logf("  token run %d: %.0f req/s (p99 %.1f ms) vs baseline %.0f req/s", i+1, tok[i].RPS(), ms(tok[i].P99US), base[i].RPS())
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	issuedAfter, err := s.metric(ctx, `keyconsole_token_requests_total{result="issued"}`)
 	if err != nil {
@@ -119,7 +125,8 @@ func (s *suite) tokenScenario(ctx context.Context) error {
 	if issued < total {
 		return fmt.Errorf("the server counted %d issued tokens for %d answered requests", issued, total)
 	}
-	detail := fmt.Sprintf("%d-byte JSON body; the server's own count (/metrics) shows %d tokens issued for the %d answered requests (the rest were in flight when a run ended)", len(body), issued, total)
+	detail := fmt.Sprintf("%d-byte JSON body; the server's own count (/metrics) shows %d tokens issued for the %d answered requests (the rest were in flight when a run ended); "+
+		"by the server's request-duration histogram %.1f%% of token requests took under 10 ms in the handler chain", len(body), issued, total, 100*within)
 	s.add(row{ID: "token_throughput", What: "token endpoint, 64 keep-alive connections: throughput", Baseline: "bare Echo handler, fixed JSON body of the same size",
 		BaselineFig: statOf(mapf(base, wrkResult.RPS)).fmt("%.0f req/s"), MeasuredFig: statOf(mapf(tok, wrkResult.RPS)).fmt("%.0f req/s"),
 		Figure: statOf(ratio), FigureFmt: "%.3f", Unit: "ratio", Target: ">= 0.25 of baseline", Met: statOf(ratio).Median >= 0.25, Detail: detail})
@@ -193,27 +200,34 @@ func (s *suite) listScenario(ctx context.Context) error {
 		return err
 	}
 	var base, list []wrkResult
-	for i := range s.o.Runs {
-		err := alternate(i, func() error {
-			r, err := runWrk(ctx, s.o, bl)
-			base = append(base, r)
-			return err
-		}, func() error {
-			r, err := runWrk(ctx, s.o, ll)
-			list = append(list, r)
-			return err
-		})
-		if err != nil {
-			return err
+	within, err := s.serverWindow(ctx, "/a/:agency/api-credentials", "0.01", func() error {
+		for i := range s.o.Runs {
+			err := alternate(i, func() error {
+				r, err := runWrk(ctx, s.o, bl)
+				base = append(base, r)
+				return err
+			}, func() error {
+				r, err := runWrk(ctx, s.o, ll)
+				list = append(list, r)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			s.logf("  list run %d: %.0f req/s, p99 %.2f ms vs baseline %.0f req/s, p99 %.2f ms", i+1, list[i].RPS(), ms(list[i].P99US), base[i].RPS(), ms(base[i].P99US))
 		}
-		s.logf("  list run %d: %.0f req/s, p99 %.2f ms vs baseline %.0f req/s, p99 %.2f ms", i+1, list[i].RPS(), ms(list[i].P99US), base[i].RPS(), ms(base[i].P99US))
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	p99 := statOf(mapf(list, func(r wrkResult) float64 { return ms(r.P99US) }))
 	s.add(row{ID: "list_p99", What: "API-credential list page, 10,000 credentials, 16 connections: p99 latency", Baseline: "bare Echo handler, body of the page's size",
 		BaselineFig: statOf(mapf(base, func(r wrkResult) float64 { return ms(r.P99US) })).fmt("%.2f ms"), MeasuredFig: p99.fmt("%.2f ms"),
 		Figure: p99, FigureFmt: "%.2f", Unit: "ms", Target: "< 10 ms", Met: p99.Median < 10,
-		Detail: fmt.Sprintf("page of %d bytes linking %d credentials, %s for one request alone (3 requests); throughput %s vs baseline %s", len(page), rows, statOf(single).fmt("%.2f ms"),
-			statOf(mapf(list, wrkResult.RPS)).fmt("%.0f req/s"), statOf(mapf(base, wrkResult.RPS)).fmt("%.0f req/s"))})
+		Detail: fmt.Sprintf("page of %d bytes linking %d credentials, %s for one request alone (3 requests); throughput %s vs baseline %s; "+
+			"by the server's request-duration histogram %.1f%% of page requests took under 10 ms in the handler chain (wrk's latency adds the time a request waits for the CPU)",
+			len(page), rows, statOf(single).fmt("%.2f ms"), statOf(mapf(list, wrkResult.RPS)).fmt("%.0f req/s"), statOf(mapf(base, wrkResult.RPS)).fmt("%.0f req/s"), 100*within)})
 	return nil
 }
 

@@ -64,6 +64,58 @@ func (s *suite) metric(ctx context.Context, series string) (float64, error) {
 	return 0, fmt.Errorf("metrics: no %s", series)
 }
 
+// serverShare reads, from the big console's request-duration histogram,
+// how many requests to route have completed and how many of them within
+// the bucket le (seconds, as /metrics prints it).
+func (s *suite) serverShare(ctx context.Context, route, le string) (within, total float64, err error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.big.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+metricsBearer)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	r := `route="` + route + `"`
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.Contains(line, r) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		switch {
+		case strings.HasPrefix(line, "keyconsole_http_request_duration_seconds_bucket{") && strings.Contains(line, `le="`+le+`"`):
+			within += v
+		case strings.HasPrefix(line, "keyconsole_http_request_duration_seconds_count{"):
+			total += v
+		}
+	}
+	return within, total, sc.Err()
+}
+
+// serverWindow measures, around f, the share of route's requests the
+// server itself answered within le seconds (handler time, without the time a
+// request waits for the CPU before the server reads it).
+func (s *suite) serverWindow(ctx context.Context, route, le string, f func() error) (float64, error) {
+	w0, t0, err := s.serverShare(ctx, route, le)
+	if err != nil {
+		return 0, err
+	}
+	if err := f(); err != nil {
+		return 0, err
+	}
+	w1, t1, err := s.serverShare(ctx, route, le)
+	if err != nil {
+		return 0, err
+	}
+	if t1 <= t0 {
+		return 0, fmt.Errorf("metrics: no %s requests counted", route)
+	}
+	return (w1 - w0) / (t1 - t0), nil
+}
+
 func (s *suite) wants(name string) bool {
 	if s.o.Only == "" {
 		return true
