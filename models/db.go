@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/glebarez/sqlite"
+	sqlite "github.com/libtnb/sqlite"
 	"github.com/pressly/goose/v3"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -100,10 +100,21 @@ func Open(ctx context.Context, cfg DBConfig) (*DB, error) {
 		q.Add("_pragma", "synchronous(NORMAL)")
 		// BEGIN IMMEDIATE takes the write lock up front, so concurrent writers
 		// (another process on the same file) wait on busy_timeout instead of
-		// failing to upgrade a read lock. Do not add _time_format here: this
-		// driver stops reading parameters after it, silently dropping _txlock;
-		// its default time format is already the sortable SQLite one.
+		// failing to upgrade a read lock.
 		q.Set("_txlock", "immediate")
+		// Times are written in SQLite's sortable text format and read back
+		// only from columns declared DATETIME: an expression or an integer
+		// column is never turned into a time behind a Scan's back.
+		q.Set("_time_format", "sqlite")
+		q.Set("_texttotime", "0")
+		q.Set("_inttotime", "0")
+		// The driver keeps a prepared statement compiled for as long as
+		// database/sql keeps it; without PrepareStmt every query would be
+		// compiled again (a third of a token request's lookup). The cache is
+		// bounded: queries with a variable number of placeholders come and go.
+		gcfg.PrepareStmt = true
+		gcfg.PrepareStmtMaxSize = 512
+		gcfg.PrepareStmtTTL = time.Hour
 		g, err = gorm.Open(sqlite.Open("file:"+dsn+"?"+q.Encode()), gcfg)
 	case Postgres:
 		g, err = gorm.Open(postgres.Open(dsn), gcfg)
