@@ -140,7 +140,8 @@ func (s *APIClientStore) Page(ctx context.Context, agencyID int64, environment s
 	}
 	// Rows are scanned straight into their fields, without GORM's per-row
 	// reflection.
-	rows, err := s.db.Conn(ctx).Statement.ConnPool.QueryContext(ctx, q, args...)
+	conn := s.db.Conn(ctx)
+	rows, err := conn.Statement.ConnPool.QueryContext(conn.Statement.Context, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("models: api credentials page: %w", classify(err))
 	}
@@ -177,7 +178,8 @@ func (s *APIClientStore) AuthByClientID(ctx context.Context, clientID string) (A
 	}
 	// One row scanned straight into its fields: GORM's statement building
 	// and reflection were a third of the lookup.
-	err := s.db.Conn(ctx).Statement.ConnPool.QueryRowContext(ctx, q, clientID).Scan(&c.ID, &c.AgencyID, &c.Name, &c.Environment,
+	conn := s.db.Conn(ctx)
+	err := conn.Statement.ConnPool.QueryRowContext(conn.Statement.Context, q, clientID).Scan(&c.ID, &c.AgencyID, &c.Name, &c.Environment,
 		&c.ClientID, &c.SecretHash, &c.PepperID, &c.ExpiresAt, &c.RevokedAt, &c.AgencySlug)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = gorm.ErrRecordNotFound

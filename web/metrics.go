@@ -59,7 +59,12 @@ func (m *Metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 
 // Handler serves the registry; with a token it demands "Authorization: Bearer <token>".
 func (m *Metrics) Handler(token string) http.Handler {
-	h := promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+	return BearerOnly(token, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+}
+
+// BearerOnly serves h only to requests carrying "Authorization: Bearer
+// <token>"; with an empty token it serves h as it is.
+func BearerOnly(token string, h http.Handler) http.Handler {
 	if token == "" {
 		return h
 	}

@@ -38,6 +38,9 @@ type config struct {
 	LogLevel        string
 	MetricsAddr     string
 	MetricsToken    string
+	// Profiling serves Go's runtime profiles (/debug/pprof/) beside
+	// /metrics on the separate metrics address.
+	Profiling       bool
 	InsecureCookies bool
 	AuditRetention  time.Duration
 	TokenAudience   string
@@ -299,6 +302,20 @@ func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*co
 	}
 	if c.MetricsToken != "" && len(c.MetricsToken) < 32 {
 		bad("KEYCONSOLE_METRICS_TOKEN", "must be at least 32 characters")
+	}
+	switch v := strings.ToLower(g.str("KEYCONSOLE_PROFILING", "false")); v {
+	case "true", "1":
+		c.Profiling = true
+		// Profiles show request data and timings: never on the public
+		// address, and never without the token outside development.
+		if c.MetricsAddr == "" {
+			bad("KEYCONSOLE_PROFILING", "needs KEYCONSOLE_METRICS_ADDR: profiles are served only on the separate metrics address")
+		} else if c.production() && c.MetricsToken == "" {
+			bad("KEYCONSOLE_PROFILING", "needs KEYCONSOLE_METRICS_TOKEN in production")
+		}
+	case "false", "0":
+	default:
+		bad("KEYCONSOLE_PROFILING", "must be true or false")
 	}
 	if len(errs) > 0 {
 		return c, errs

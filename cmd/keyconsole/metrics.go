@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +48,11 @@ func wireMetrics(ctx context.Context, rt *runtime) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", rt.metrics.Handler(rt.cfg.MetricsToken))
+		if rt.cfg.Profiling {
+			mux.Handle("/debug/pprof/", web.BearerOnly(rt.cfg.MetricsToken, http.HandlerFunc(pprof.Index)))
+			mux.Handle("/debug/pprof/profile", web.BearerOnly(rt.cfg.MetricsToken, http.HandlerFunc(pprof.Profile)))
+			mux.Handle("/debug/pprof/trace", web.BearerOnly(rt.cfg.MetricsToken, http.HandlerFunc(pprof.Trace)))
+		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		rt.background = append(rt.background, func(ctx context.Context) error {
 			go func() { <-ctx.Done(); _ = srv.Close() }()

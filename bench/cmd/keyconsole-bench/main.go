@@ -67,6 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.StringVar(&o.Only, "only", "", "comma-separated scenarios to run (token,list,audit,export,sftp,webhooks,startup); default all")
 		fs.BoolVar(&o.Reseed, "reseed", false, "seed the databases again even when the work directory has them")
 		fs.StringVar(&o.Tag, "tag", "", "suffix of the result file names (e.g. before)")
+		fs.StringVar(&o.Profile, "profile", "", "directory for CPU profiles of the console under the token and list loads (taken after the measured runs)")
 		fs.StringVar(&o.Keyrings, "keyrings", "aws", "keyrings of the webhook benchmark, as a Go benchmark pattern: aws, local or (local|aws)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err

@@ -157,10 +157,12 @@ type console struct {
 	URL      string
 	SFTPAddr string
 	DataDir  string
+	// ProfileURL serves /debug/pprof/ when the suite takes profiles.
+	ProfileURL string
 }
 
 // consoleEnv is the environment of a console on dataDir.
-func consoleEnv(dataDir, httpAddr, sftpAddr, issuer string) []string {
+func consoleEnv(dataDir, httpAddr, sftpAddr, profileAddr, issuer string) []string {
 	env := baseEnv()
 	vars := map[string]string{
 		"KEYCONSOLE_ENV":                     "development",
@@ -183,6 +185,10 @@ func consoleEnv(dataDir, httpAddr, sftpAddr, issuer string) []string {
 		// per-credential limit still applies.
 		"KEYCONSOLE_TOKEN_ADDR_RATE": "inf",
 	}
+	if profileAddr != "" {
+		vars["KEYCONSOLE_METRICS_ADDR"] = profileAddr
+		vars["KEYCONSOLE_PROFILING"] = "true"
+	}
 	for k, v := range vars {
 		env = append(env, k+"="+v)
 	}
@@ -202,12 +208,21 @@ func startConsole(ctx context.Context, o options, name, dataDir string, sftp boo
 			return nil, 0, err
 		}
 	}
+	profileAddr := ""
+	if o.Profile != "" {
+		if profileAddr, err = freeAddr(); err != nil {
+			return nil, 0, err
+		}
+	}
 	start := time.Now()
-	p, err := startPinned(name, o.ServerCPU, consoleEnv(dataDir, addr, sftpAddr, issuer), filepath.Join(o.Work, name+".log"), o.Bin, "serve")
+	p, err := startPinned(name, o.ServerCPU, consoleEnv(dataDir, addr, sftpAddr, profileAddr, issuer), filepath.Join(o.Work, name+".log"), o.Bin, "serve")
 	if err != nil {
 		return nil, 0, err
 	}
 	c := &console{proc: p, URL: "http://" + addr, SFTPAddr: sftpAddr, DataDir: dataDir}
+	if profileAddr != "" {
+		c.ProfileURL = "http://" + profileAddr
+	}
 	took, err := p.waitHTTP(ctx, c.URL+"/healthz", start, time.Millisecond, limit)
 	if err != nil {
 		p.stop()

@@ -113,6 +113,9 @@ func (s *suite) tokenScenario(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.profile(ctx, "token", tl); err != nil {
+		return err
+	}
 	var total int64
 	for _, r := range tok {
 		total += r.Requests
@@ -134,6 +137,51 @@ func (s *suite) tokenScenario(ctx context.Context) error {
 	s.add(row{ID: "token_p99", What: "token endpoint, 64 keep-alive connections: p99 latency", Baseline: "bare Echo handler p99",
 		BaselineFig: statOf(mapf(base, func(r wrkResult) float64 { return ms(r.P99US) })).fmt("%.2f ms"), MeasuredFig: p99.fmt("%.2f ms"),
 		Figure: p99, FigureFmt: "%.2f", Unit: "ms", Target: "< 20 ms", Met: p99.Median < 20})
+	return nil
+}
+
+// profile writes a CPU profile of the big console taken while l runs for
+// the length of one load-test run, when the suite was asked for profiles
+// (-profile DIR): DIR/NAME.pprof, for go tool pprof with bin/keyconsole.
+func (s *suite) profile(ctx context.Context, name string, l load) error {
+	if s.o.Profile == "" || s.big.ProfileURL == "" {
+		return nil
+	}
+	secs := max(int(s.o.Duration/time.Second), 1)
+	l.Dur = time.Duration(secs)*time.Second + 500*time.Millisecond
+	fetch := func(path, file string) chan error {
+		got := make(chan error, 1)
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.big.ProfileURL+path, nil)
+			req.Header.Set("Authorization", "Bearer "+metricsBearer)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				got <- err
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err == nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("%s: %d %s", path, resp.StatusCode, b)
+			}
+			if err == nil {
+				err = os.WriteFile(filepath.Join(s.o.Profile, file), b, 0o644)
+			}
+			got <- err
+		}()
+		return got
+	}
+	cpu := fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), name+".pprof")
+	trace := fetch("/debug/pprof/trace?seconds=1", name+".trace")
+	if _, err := runWrk(ctx, s.o, l); err != nil {
+		return err
+	}
+	for _, got := range []chan error{cpu, trace} {
+		if err := <-got; err != nil {
+			return err
+		}
+	}
+	s.logf("  CPU profile and a 1 s execution trace under this load: %s.{pprof,trace}", filepath.Join(s.o.Profile, name))
 	return nil
 }
 
@@ -219,6 +267,9 @@ func (s *suite) listScenario(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	if err := s.profile(ctx, "list", ll); err != nil {
 		return err
 	}
 	p99 := statOf(mapf(list, func(r wrkResult) float64 { return ms(r.P99US) }))

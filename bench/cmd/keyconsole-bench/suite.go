@@ -24,6 +24,7 @@ type options struct {
 	Only                        string
 	Reseed                      bool
 	Tag, Keyrings               string
+	Profile                     string
 }
 
 // suite is one run of the benchmark suite.
