@@ -165,7 +165,7 @@ func (s *APIClientStore) Page(ctx context.Context, agencyID int64, environment s
 // api_credentials.* halves the statement's compile time, which the SQLite
 // driver pays on every execution.
 const authColumns = "api_credentials.id, api_credentials.agency_id, api_credentials.name, api_credentials.environment, api_credentials.client_id, " +
-	"api_credentials.secret_hash, api_credentials.pepper_id, api_credentials.expires_at, api_credentials.revoked_at, agencies.slug AS agency_slug"
+	"api_credentials.secret_hash, api_credentials.secret_version, api_credentials.pepper_id, api_credentials.expires_at, api_credentials.revoked_at, agencies.slug AS agency_slug"
 
 // AuthByClientID returns a credential with its agency's slug by client_id: one
 // indexed query, made for every token request so a regenerated or revoked
@@ -180,7 +180,7 @@ func (s *APIClientStore) AuthByClientID(ctx context.Context, clientID string) (A
 	// and reflection were a third of the lookup.
 	conn := s.db.Conn(ctx)
 	err := conn.Statement.ConnPool.QueryRowContext(conn.Statement.Context, q, clientID).Scan(&c.ID, &c.AgencyID, &c.Name, &c.Environment,
-		&c.ClientID, &c.SecretHash, &c.PepperID, &c.ExpiresAt, &c.RevokedAt, &c.AgencySlug)
+		&c.ClientID, &c.SecretHash, &c.SecretVersion, &c.PepperID, &c.ExpiresAt, &c.RevokedAt, &c.AgencySlug)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = gorm.ErrRecordNotFound
 	}

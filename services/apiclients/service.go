@@ -650,6 +650,9 @@ type Client struct {
 	ClientID    string
 	Name        string
 	Environment string
+	// SecretVersion counts the credential's secrets: a regenerated secret
+	// has a new version.
+	SecretVersion int64
 }
 
 // Authenticate checks a client_id and secret as presented to the token
@@ -687,7 +690,7 @@ func (s *Service) Authenticate(ctx context.Context, clientID string, secret oaut
 	}
 	return Client{
 		ID: row.ID, AgencyID: row.AgencyID, AgencySlug: row.AgencySlug,
-		ClientID: row.ClientID, Name: row.Name, Environment: row.Environment,
+		ClientID: row.ClientID, Name: row.Name, Environment: row.Environment, SecretVersion: row.SecretVersion,
 	}, row.AgencySlug, "", nil
 }
 
