@@ -90,6 +90,8 @@ type acOptions struct {
 	Limits oauth.LimiterConfig
 	// Agencies reuses agencies made by another stack on the same database.
 	Agencies *[2]models.Agency
+	// Policies are the agency policies; the default policy when nil.
+	Policies policy.Source
 }
 
 var acMasterKey = bytes.Repeat([]byte{9}, local.MasterKeySize)
@@ -148,11 +150,16 @@ func newACStack(t testing.TB, db *models.DB, opts acOptions) acStack {
 	base := "http://" + ts.Listener.Addr().String()
 	st.audience = base + "/api"
 	sec := secrets.NewService(db, kms.NewEnvelope(kr, kms.Options{}), models.NewSealedStore(db), rec, nil)
-	iss, err := oauth.NewIssuer(oauth.IssuerConfig{Issuer: base, Audience: st.audience})
+	// Tokens are reused for a minute, as the console's default.
+	iss, err := oauth.NewIssuer(oauth.IssuerConfig{Issuer: base, Audience: st.audience, Reuse: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.svc = apiclients.NewService(apiclients.Config{DB: db, Store: models.NewAPIClientStore(db), Agencies: as, Audit: rec, Secrets: sec, Policies: policy.DefaultSource{}, Logger: log})
+	pols := opts.Policies
+	if pols == nil {
+		pols = policy.DefaultSource{}
+	}
+	st.svc = apiclients.NewService(apiclients.Config{DB: db, Store: models.NewAPIClientStore(db), Agencies: as, Audit: rec, Secrets: sec, Policies: pols, Logger: log})
 	st.keys = apiclients.NewKeyManager(apiclients.KeyConfig{DB: db, Store: models.NewTokenKeyStore(db), Locker: models.NewAPIClientStore(db), Secrets: sec, Audit: rec, Issuer: iss, Logger: log})
 	// Key material loads when KMS answers; a stack built while it does not
 	// starts without (the token endpoint then answers 503).
@@ -178,7 +185,7 @@ func newACStack(t testing.TB, db *models.DB, opts acOptions) acStack {
 		Audience: st.audience, Logger: log,
 	})
 	h := handlers.New(handlers.Deps{Logger: log, Auth: asvc, Agencies: ag, Users: users, Audit: audits})
-	pages := &handlers.APICredentials{Handler: h, Svc: st.svc, Policies: policy.DefaultSource{}, TokenURL: base + oauth.TokenPath}
+	pages := &handlers.APICredentials{Handler: h, Svc: st.svc, Policies: pols, TokenURL: base + oauth.TokenPath}
 	token := &handlers.OAuthToken{Endpoint: st.endpoint, Issuer: iss, BaseURL: base, Logger: log}
 	kmsDown := func(err error) (int, string, string, bool) {
 		if errors.Is(err, kms.ErrUnavailable) {
@@ -477,9 +484,32 @@ func TestTokensFollowRegenerationRevocationExpiryAndEnvironment(t *testing.T) {
 			t.Fatalf("agreeing hints: %+v", c)
 		}
 
+		tokenOf := func(cfg *clientcredentials.Config) string {
+			t.Helper()
+			tok, err := cfg.Token(acCtx())
+			if err != nil {
+				t.Fatalf("token for %s: %v", cfg.ClientID, err)
+			}
+			return tok.AccessToken
+		}
+		// A repeat request within the reuse window gets the same token: both
+		// of these repeat the token issued to the staging credential above.
+		reusedBefore := st.endpoint.Stats().Reused
+		first := tokenOf(st.tokenConfig(staging.ClientID, s1, oauth2.AuthStyleInHeader))
+		if again := tokenOf(st.tokenConfig(staging.ClientID, s1, oauth2.AuthStyleInParams)); again != first {
+			t.Fatal("a repeat request within the reuse window got another token")
+		}
+		if n := st.endpoint.Stats().Reused - reusedBefore; n != 2 {
+			t.Fatalf("%d reused answers counted, want 2", n)
+		}
+
 		_, s2, err := st.svc.Regenerate(ctx, audit.Actor{Type: audit.ActorUser, ID: "1", Name: "Ada Admin"}, audit.Origin{}, st.demo.ID, staging.ID, apiclients.RegenerateInput{ConfirmName: "Case sync", Version: 1})
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The regenerated secret never receives the token issued to the old one.
+		if tokenOf(st.tokenConfig(staging.ClientID, s2.Reveal(), oauth2.AuthStyleInHeader)) == first {
+			t.Fatal("the new secret got the token issued to the old secret")
 		}
 		for _, style := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams} {
 			_, err := st.tokenConfig(staging.ClientID, s1, style).Token(acCtx())

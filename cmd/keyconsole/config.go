@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"keyconsole/services/oauth"
 )
 
 // config is everything keyconsole reads from its environment, read once here.
@@ -47,6 +49,9 @@ type config struct {
 	// TokenAddrRate is the token endpoint's sustained requests per second
 	// per source address (0: the limiter's default).
 	TokenAddrRate float64
+	// TokenReuse is how long after an issuance a repeat token request gets
+	// the same token (0: never).
+	TokenReuse time.Duration
 }
 
 // providerConfig is one OIDC provider.
@@ -172,6 +177,18 @@ func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*co
 			bad("KEYCONSOLE_TOKEN_ADDR_RATE", fmt.Sprintf("%q is not a positive number of requests per second (or inf)", v))
 		}
 		c.TokenAddrRate = r
+	}
+	c.TokenReuse = time.Minute
+	if v := g.str("KEYCONSOLE_TOKEN_REUSE", ""); v != "" {
+		d, err := time.ParseDuration(v)
+		if v == "0" {
+			d, err = 0, nil
+		}
+		if err != nil || d < 0 || d > oauth.DefaultLifetime/10 {
+			bad("KEYCONSOLE_TOKEN_REUSE", fmt.Sprintf("%q must be a duration between 0 (off) and %s, a tenth of the token lifetime", v, oauth.DefaultLifetime/10))
+		} else {
+			c.TokenReuse = d
+		}
 	}
 	c.DatabaseURL = g.str("KEYCONSOLE_DATABASE_URL", filepath.Join(c.DataDir, "keyconsole.db"))
 	if strings.Contains(c.DatabaseURL, "://") && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite://") {

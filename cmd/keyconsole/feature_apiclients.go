@@ -22,9 +22,10 @@ import (
 const startupLoadTimeout = 10 * time.Second
 
 // tokenIssuer builds the access-token issuer: iss is the base URL, aud the
-// configured audience, tokens live 15 minutes.
+// configured audience, tokens live 15 minutes, and a repeat request within
+// KEYCONSOLE_TOKEN_REUSE of an issuance gets the same token.
 func tokenIssuer(cfg *config, clock func() time.Time) (*oauth.Issuer, error) {
-	iss, err := oauth.NewIssuer(oauth.IssuerConfig{Issuer: cfg.BaseURL, Audience: cfg.TokenAudience, Lifetime: oauth.DefaultLifetime, Clock: clock})
+	iss, err := oauth.NewIssuer(oauth.IssuerConfig{Issuer: cfg.BaseURL, Audience: cfg.TokenAudience, Lifetime: oauth.DefaultLifetime, Reuse: cfg.TokenReuse, Clock: clock})
 	if err != nil {
 		return nil, errors.New("KEYCONSOLE_BASE_URL / KEYCONSOLE_TOKEN_AUDIENCE: " + err.Error())
 	}
@@ -113,6 +114,9 @@ func wireAPIClients(ctx context.Context, rt *runtime) error {
 				Name: "keyconsole_token_requests_total", Help: "Token endpoint answers, by result.", ConstLabels: prometheus.Labels{"result": result},
 			}, func() float64 { return float64(f(endpoint.Stats())) }))
 		}
+		rt.metrics.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "keyconsole_token_reused_total", Help: "Issued token answers that repeated a token signed within the reuse window (KEYCONSOLE_TOKEN_REUSE).",
+		}, func() float64 { return float64(endpoint.Stats().Reused) }))
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -78,12 +79,15 @@ type TokenConfig struct {
 type TokenEndpoint struct {
 	cfg TokenConfig
 
-	issued, refused, limited, unavailable atomic.Uint64
+	issued, refused, limited, unavailable, reused atomic.Uint64
 }
 
 // TokenStats counts the endpoint's answers since start.
 type TokenStats struct {
 	Issued, Refused, RateLimited, Unavailable uint64
+	// Reused counts the issued answers that repeated a token signed
+	// within the reuse window.
+	Reused uint64
 }
 
 // NewTokenEndpoint returns the endpoint for cfg.
@@ -105,7 +109,7 @@ func (t *TokenEndpoint) MaxBody() int64 { return t.cfg.MaxBody }
 
 // Stats returns the endpoint's counters.
 func (t *TokenEndpoint) Stats() TokenStats {
-	return TokenStats{Issued: t.issued.Load(), Refused: t.refused.Load(), RateLimited: t.limited.Load(), Unavailable: t.unavailable.Load()}
+	return TokenStats{Issued: t.issued.Load(), Refused: t.refused.Load(), RateLimited: t.limited.Load(), Unavailable: t.unavailable.Load(), Reused: t.reused.Load()}
 }
 
 // TokenRequest is the part of an HTTP request the endpoint reads.
@@ -171,7 +175,11 @@ func (t *TokenEndpoint) Serve(ctx context.Context, r TokenRequest) (oauth.TokenR
 	}
 
 	t.cfg.Keys.Current(now)
-	token, expiresIn, _, err := t.cfg.Issuer.Issue(oauth.Claims{
+	// A repeat request soon after an issuance may get the same token back:
+	// keyed by the credential and its secret version, so a regenerated
+	// secret never receives a token issued to the old one (a revoked or
+	// expired credential never gets here).
+	token, expiresIn, _, reused, err := t.cfg.Issuer.IssueReusable(strconv.FormatInt(client.ID, 10)+"/"+strconv.FormatInt(client.SecretVersion, 10), oauth.Claims{
 		ClientID: client.ClientID, Agency: client.AgencySlug, Environment: client.Environment,
 	})
 	if err != nil {
@@ -181,6 +189,9 @@ func (t *TokenEndpoint) Serve(ctx context.Context, r TokenRequest) (oauth.TokenR
 	}
 	t.cfg.LastUse.Touch(client.ID, now)
 	t.issued.Add(1)
+	if reused {
+		t.reused.Add(1)
+	}
 	return oauth.NewTokenResponse(token, expiresIn, ""), nil
 }
 

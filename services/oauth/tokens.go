@@ -225,7 +225,18 @@ type IssuerConfig struct {
 	ClockSkew time.Duration
 	// Clock returns the current time; time.Now when nil.
 	Clock func() time.Time
+	// Reuse is how long after issuing a token IssueReusable answers a repeat
+	// request for the same claims and reuse key with that same token (and
+	// the lifetime it has left) instead of signing a new one. Zero turns
+	// reuse off; at most a tenth of Lifetime, so a reused token always has
+	// at least 90% of its lifetime left.
+	Reuse time.Duration
 }
+
+// MaxReusedTokens bounds the tokens an Issuer keeps for reuse; when it is
+// full, tokens past their reuse window are dropped, and if none are, new
+// tokens are not kept until some are.
+const MaxReusedTokens = 200_000
 
 // Claims are the facts an access token states about an authenticated client.
 type Claims struct {
@@ -265,6 +276,24 @@ type Issuer struct {
 	mu        sync.RWMutex
 	active    SigningKey
 	published []SigningKey
+
+	reuse     time.Duration
+	maxReused int
+	reuseMu   sync.Mutex
+	reused    map[string]reusable
+	// inserts counts tokens kept since the last sweep of stale ones.
+	inserts int
+}
+
+// reusable is a signed token kept for repeat requests within the reuse
+// window: the claims it states and the key that signed it.
+type reusable struct {
+	claims    Claims
+	kid       string
+	token     string
+	jti       string
+	issuedAt  time.Time
+	expiresAt time.Time
 }
 
 // NewIssuer returns an Issuer for cfg, with no keys yet.
@@ -293,12 +322,18 @@ func NewIssuer(cfg IssuerConfig) (*Issuer, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.Reuse < 0 || cfg.Reuse > cfg.Lifetime/10 {
+		return nil, fmt.Errorf("oauth: issuer: Reuse must be between 0 and a tenth of Lifetime (%s)", cfg.Lifetime/10)
+	}
 	return &Issuer{
-		issuer:   strings.TrimSuffix(cfg.Issuer, "/"),
-		audience: cfg.Audience,
-		lifetime: cfg.Lifetime,
-		skew:     cfg.ClockSkew,
-		clock:    cfg.Clock,
+		issuer:    strings.TrimSuffix(cfg.Issuer, "/"),
+		audience:  cfg.Audience,
+		lifetime:  cfg.Lifetime,
+		skew:      cfg.ClockSkew,
+		clock:     cfg.Clock,
+		reuse:     cfg.Reuse,
+		maxReused: MaxReusedTokens,
+		reused:    map[string]reusable{},
 	}, nil
 }
 
@@ -378,34 +413,105 @@ func (i *Issuer) Rotate(now time.Time) (SigningKey, []SigningKey, error) {
 	return next, append([]SigningKey(nil), keys...), nil
 }
 
+// IssueReusable answers a token request for c from a client that key
+// names (its credential and the version of its secret, so a regenerated
+// secret never gets a token issued to the old one). Within the reuse window
+// after a token was issued for the same key and claims, by the key that
+// still signs, it returns that token again with the whole seconds it has
+// left (reused true); otherwise it signs a new one with Issue and keeps it.
+// A token is a bearer credential either way: reuse hands an authenticated
+// client nothing it could not get by asking again, and saves an ES256
+// signature for clients that ask for a token before every API call.
+func (i *Issuer) IssueReusable(key string, c Claims) (token string, expiresIn int, jti string, reused bool, err error) {
+	if i.reuse <= 0 || key == "" {
+		token, expiresIn, jti, err = i.Issue(c)
+		return token, expiresIn, jti, false, err
+	}
+	now := i.clock()
+	i.mu.RLock()
+	kid := i.active.KID
+	i.mu.RUnlock()
+	i.reuseMu.Lock()
+	e, ok := i.reused[key]
+	i.reuseMu.Unlock()
+	if ok && e.claims == c && e.kid == kid && !now.Before(e.issuedAt) && now.Sub(e.issuedAt) < i.reuse {
+		if left := int(e.expiresAt.Sub(now) / time.Second); left > 0 {
+			return e.token, left, e.jti, true, nil
+		}
+	}
+	token, expiresIn, jti, signedBy, issuedAt, expiresAt, err := i.issue(c)
+	if err != nil {
+		return "", 0, "", false, err
+	}
+	i.keep(key, reusable{claims: c, kid: signedBy, token: token, jti: jti, issuedAt: issuedAt, expiresAt: expiresAt}, now)
+	return token, expiresIn, jti, false, nil
+}
+
+// keep stores e for reuse under key, sweeping tokens past their reuse
+// window every so often and whenever the store is full.
+func (i *Issuer) keep(key string, e reusable, now time.Time) {
+	i.reuseMu.Lock()
+	defer i.reuseMu.Unlock()
+	i.inserts++
+	if i.inserts >= max(i.maxReused/4, 1) || len(i.reused) >= i.maxReused {
+		for k, old := range i.reused {
+			if now.Sub(old.issuedAt) >= i.reuse || now.Before(old.issuedAt) {
+				delete(i.reused, k)
+			}
+		}
+		i.inserts = 0
+	}
+	if _, ok := i.reused[key]; ok || len(i.reused) < i.maxReused {
+		i.reused[key] = e
+	}
+}
+
+// Forget drops the token kept for reuse under key, if any.
+func (i *Issuer) Forget(key string) {
+	i.reuseMu.Lock()
+	delete(i.reused, key)
+	i.reuseMu.Unlock()
+}
+
 // Issue signs an access token for c (RFC 9068): header alg ES256, typ
 // at+jwt and kid; claims iss, sub, aud, exp, iat, nbf, jti (128 random
 // bits), client_id, scope (when not empty), agency and environment. It
 // returns the compact JWT, its lifetime in seconds (expires_in) and its jti.
 func (i *Issuer) Issue(c Claims) (token string, expiresIn int, jti string, err error) {
+	token, expiresIn, jti, _, _, _, err = i.issue(c)
+	return token, expiresIn, jti, err
+}
+
+// issue signs a token for c and also returns the signing key's KID and
+// the iat and exp it states.
+func (i *Issuer) issue(c Claims) (token string, expiresIn int, jti, kid string, issuedAt, expiresAt time.Time, err error) {
+	fail := func(err error) (string, int, string, string, time.Time, time.Time, error) {
+		return "", 0, "", "", time.Time{}, time.Time{}, err
+	}
 	if c.ClientID == "" {
-		return "", 0, "", errors.New("oauth: issue: ClientID is required")
+		return fail(errors.New("oauth: issue: ClientID is required"))
 	}
 	now := i.clock()
 	i.mu.RLock()
 	key := i.active
 	i.mu.RUnlock()
 	if key.Private == nil || !key.signs(now) {
-		return "", 0, "", ErrNoSigningKey
+		return fail(ErrNoSigningKey)
 	}
 	sub := c.Subject
 	if sub == "" {
 		sub = c.ClientID
 	}
 	jti = rand.Text()
+	iat, exp := jwt.NewNumericDate(now), jwt.NewNumericDate(now.Add(i.lifetime))
 	claims := AccessTokenClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    i.issuer,
 			Subject:   sub,
 			Audience:  jwt.ClaimStrings{i.audience},
-			ExpiresAt: jwt.NewNumericDate(now.Add(i.lifetime)),
-			NotBefore: jwt.NewNumericDate(now),
-			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: exp,
+			NotBefore: iat,
+			IssuedAt:  iat,
 			ID:        jti,
 		},
 		ClientID:    c.ClientID,
@@ -418,9 +524,9 @@ func (i *Issuer) Issue(c Claims) (token string, expiresIn int, jti string, err e
 	t.Header["kid"] = key.KID
 	token, err = t.SignedString(key.Private)
 	if err != nil {
-		return "", 0, "", fmt.Errorf("oauth: issue: sign: %w", err)
+		return fail(fmt.Errorf("oauth: issue: sign: %w", err))
 	}
-	return token, int(i.lifetime / time.Second), jti, nil
+	return token, int(i.lifetime / time.Second), jti, key.KID, iat.Time, exp.Time, nil
 }
 
 // Verify checks an access token the way a resource server does: ES256
