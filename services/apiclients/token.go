@@ -1,12 +1,10 @@
 package apiclients
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -130,14 +128,9 @@ func (t *TokenEndpoint) Serve(ctx context.Context, r TokenRequest) (oauth.TokenR
 	now := t.cfg.Clock()
 	addr := r.RemoteAddr
 
-	var body bytes.Buffer
 	req, perr := oauth.TokenRequest{}, oauth.CheckQuery(r.RawQuery)
 	if perr == nil {
-		var src io.Reader
-		if r.Body != nil {
-			src = io.TeeReader(r.Body, &body)
-		}
-		req, perr = oauth.ParseTokenRequest(r.Method, r.ContentType, r.Authorization, src, t.cfg.MaxBody)
+		req, perr = oauth.ParseTokenRequest(r.Method, r.ContentType, r.Authorization, r.Body, t.cfg.MaxBody)
 	}
 	if perr != nil {
 		if ok, retry := t.cfg.Limiter.Allow("", addr, now); !ok {
@@ -166,8 +159,7 @@ func (t *TokenEndpoint) Serve(ctx context.Context, r TokenRequest) (oauth.TokenR
 	// bucket and clear its failures from this address, whatever follows.
 	t.cfg.Limiter.RecordSuccess(req.ClientID, addr, now)
 
-	form, _ := url.ParseQuery(body.String())
-	if e, reason := t.checkHints(form, client); e != nil {
+	if e, reason := t.checkHints(req, client); e != nil {
 		return oauth.TokenResponse{}, t.refuse(req.ClientID, slug, addr, reason, e, now, false)
 	}
 	if req.Scope != "" {
@@ -198,13 +190,13 @@ func (t *TokenEndpoint) Serve(ctx context.Context, r TokenRequest) (oauth.TokenR
 // checkHints refuses an environment or resource parameter that disagrees
 // with the credential: a token's environment is always the credential's
 // own, and its audience is always the configured one.
-func (t *TokenEndpoint) checkHints(form url.Values, c Client) (*oauth.Error, string) {
-	if envs := form["environment"]; len(envs) > 1 {
+func (t *TokenEndpoint) checkHints(req oauth.TokenRequest, c Client) (*oauth.Error, string) {
+	if envs := req.Environment; len(envs) > 1 {
 		return answer(errEnvironmentRepeated), oauth.ReasonMalformedRequest
 	} else if len(envs) == 1 && envs[0] != "" && envs[0] != c.Environment {
 		return answer(errEnvironmentMismatch), ReasonEnvironmentMismatch
 	}
-	for _, res := range form["resource"] {
+	for _, res := range req.Resource {
 		if res != t.cfg.Audience {
 			return answer(errInvalidTarget), ReasonInvalidTarget
 		}

@@ -161,6 +161,10 @@ type TokenRequest struct {
 	Scope string
 	// AuthMethod is AuthMethodBasic or AuthMethodPost.
 	AuthMethod string
+	// Environment and Resource are the request's "environment" and
+	// "resource" parameters (RFC 8707), each value as sent, for the caller
+	// to check against the credential and the audience.
+	Environment, Resource []string
 }
 
 // Scopes returns the requested scope tokens, or nil.
@@ -319,6 +323,7 @@ func ParseTokenRequest(method, contentType, authorizationHeader string, body io.
 		return TokenRequest{}, fail(errMalformedScope)
 	}
 	req.Scope = scope
+	req.Environment, req.Resource = form["environment"], form["resource"]
 	return req, nil
 }
 

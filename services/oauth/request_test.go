@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -202,7 +203,7 @@ func TestParseTokenRequest(t *testing.T) {
 			if wantChallenge := tt.wantCode == ErrCodeInvalidClient; err.WWWAuthenticate != wantChallenge {
 				t.Fatalf("WWWAuthenticate = %v, want %v", err.WWWAuthenticate, wantChallenge)
 			}
-			if got != (TokenRequest{}) {
+			if !reflect.DeepEqual(got, TokenRequest{}) {
 				t.Fatalf("request on error = %+v, want zero", got)
 			}
 			if strings.Contains(err.Description, testSecret) || strings.Contains(err.Error(), testSecret) {
@@ -369,7 +370,7 @@ func FuzzParseTokenRequest(f *testing.F) {
 			if jerr := json.Unmarshal(err.Body(), &decoded); jerr != nil || decoded["error"] != err.Code {
 				t.Fatalf("Body() = %s is not the RFC JSON for %s", err.Body(), err.Code)
 			}
-			if req != (TokenRequest{}) {
+			if !reflect.DeepEqual(req, TokenRequest{}) {
 				t.Fatalf("request on error = %+v", req)
 			}
 			return
@@ -399,4 +400,18 @@ func FuzzParseTokenRequest(f *testing.F) {
 			t.Fatalf("success with malformed scope %q", req.Scope)
 		}
 	})
+}
+
+func TestParseTokenRequestKeepsEnvironmentAndResource(t *testing.T) {
+	body := "grant_type=client_credentials&environment=staging&resource=https%3A%2F%2Fapi.example.gov&resource=https%3A%2F%2Fother.example.gov"
+	got, err := ParseTokenRequest("POST", "application/x-www-form-urlencoded", basic(testID, testSecret), strings.NewReader(body), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Environment, []string{"staging"}) || !reflect.DeepEqual(got.Resource, []string{"https://api.example.gov", "https://other.example.gov"}) {
+		t.Fatalf("environment %q, resource %q", got.Environment, got.Resource)
+	}
+	if got, _ := ParseTokenRequest("POST", "application/x-www-form-urlencoded", basic(testID, testSecret), strings.NewReader("grant_type=client_credentials"), 0); got.Environment != nil || got.Resource != nil {
+		t.Fatalf("absent parameters: environment %q, resource %q", got.Environment, got.Resource)
+	}
 }
