@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -18,6 +19,7 @@ type Metrics struct {
 	Registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	cache    sync.Map // seriesKey -> routeSeries
 }
 
 // NewMetrics returns a registry with the HTTP and process collectors.
@@ -50,11 +52,38 @@ func (m *Metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		method := c.Request().Method
-		m.requests.WithLabelValues(route, method, strconv.Itoa(c.Response().Status)).Inc()
-		m.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+		s := m.series(route, c.Request().Method, c.Response().Status)
+		s.count.Inc()
+		s.latency.Observe(time.Since(start).Seconds())
 		return nil
 	}
+}
+
+// routeSeries are the series of one route, method and status code.
+type routeSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
+type seriesKey struct {
+	route, method string
+	code          int
+}
+
+// series returns the series for a request, looked up once per route,
+// method and code: the label values' hashing is otherwise paid on every
+// request. Routes are patterns and codes few, so the map stays small.
+func (m *Metrics) series(route, method string, code int) routeSeries {
+	k := seriesKey{route, method, code}
+	if s, ok := m.cache.Load(k); ok {
+		return s.(routeSeries)
+	}
+	s := routeSeries{
+		count:   m.requests.WithLabelValues(route, method, strconv.Itoa(code)),
+		latency: m.latency.WithLabelValues(route, method),
+	}
+	m.cache.Store(k, s)
+	return s
 }
 
 // Handler serves the registry; with a token it demands "Authorization: Bearer <token>".

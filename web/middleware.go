@@ -56,26 +56,28 @@ func (s *Server) accessLog() echo.MiddlewareFunc {
 			if err != nil {
 				c.Error(err)
 			}
-			attrs := []any{
-				"request_id", c.Response().Header().Get(echo.HeaderXRequestID),
-				"method", c.Request().Method,
-				"path", c.Request().URL.Path,
-				"route", c.Path(),
-				"status", c.Response().Status,
-				"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
-				"remote_ip", c.RealIP(),
-			}
+			res := c.Response()
+			attrs := make([]slog.Attr, 0, 9)
+			attrs = append(attrs,
+				slog.String("request_id", res.Header().Get(echo.HeaderXRequestID)),
+				slog.String("method", c.Request().Method),
+				slog.String("path", c.Request().URL.Path),
+				slog.String("route", c.Path()),
+				slog.Int("status", res.Status),
+				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.String("remote_ip", c.RealIP()),
+			)
 			if p, ok := handlers.PrincipalOf(c); ok {
-				attrs = append(attrs, "user_id", p.User.ID)
+				attrs = append(attrs, slog.Int64("user_id", p.User.ID))
 			}
 			if sc, ok := handlers.ScopeOf(c); ok {
-				attrs = append(attrs, "agency_id", sc.Agency.ID)
+				attrs = append(attrs, slog.Int64("agency_id", sc.Agency.ID))
 			}
 			level := slog.LevelInfo
-			if c.Response().Status >= 500 {
+			if res.Status >= 500 {
 				level = slog.LevelError
 			}
-			s.log.Log(c.Request().Context(), level, "request", attrs...)
+			s.log.LogAttrs(c.Request().Context(), level, "request", attrs...)
 			return nil
 		}
 	}

@@ -162,7 +162,7 @@ type console struct {
 }
 
 // consoleEnv is the environment of a console on dataDir.
-func consoleEnv(dataDir, httpAddr, sftpAddr, profileAddr, issuer string) []string {
+func consoleEnv(dataDir, httpAddr, sftpAddr, profileAddr, issuer string, extra map[string]string) []string {
 	env := baseEnv()
 	vars := map[string]string{
 		"KEYCONSOLE_ENV":                     "development",
@@ -185,6 +185,9 @@ func consoleEnv(dataDir, httpAddr, sftpAddr, profileAddr, issuer string) []strin
 		// per-credential limit still applies.
 		"KEYCONSOLE_TOKEN_ADDR_RATE": "inf",
 	}
+	for k, v := range extra {
+		vars[k] = v
+	}
 	if profileAddr != "" {
 		vars["KEYCONSOLE_METRICS_ADDR"] = profileAddr
 		vars["KEYCONSOLE_PROFILING"] = "true"
@@ -195,9 +198,10 @@ func consoleEnv(dataDir, httpAddr, sftpAddr, profileAddr, issuer string) []strin
 	return env
 }
 
-// startConsole starts `keyconsole serve` on dataDir pinned to cpus and
-// waits (up to limit) for /healthz.
-func startConsole(ctx context.Context, o options, name, dataDir string, sftp bool, issuer string, limit time.Duration) (*console, time.Duration, error) {
+// startConsole starts `keyconsole serve` on dataDir pinned to cpus, with
+// extra setting or overriding environment variables, and waits (up to
+// limit) for /healthz.
+func startConsole(ctx context.Context, o options, name, dataDir string, sftp bool, issuer string, limit time.Duration, extra map[string]string) (*console, time.Duration, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, 0, err
@@ -215,7 +219,7 @@ func startConsole(ctx context.Context, o options, name, dataDir string, sftp boo
 		}
 	}
 	start := time.Now()
-	p, err := startPinned(name, o.ServerCPU, consoleEnv(dataDir, addr, sftpAddr, profileAddr, issuer), filepath.Join(o.Work, name+".log"), o.Bin, "serve")
+	p, err := startPinned(name, o.ServerCPU, consoleEnv(dataDir, addr, sftpAddr, profileAddr, issuer, extra), filepath.Join(o.Work, name+".log"), o.Bin, "serve")
 	if err != nil {
 		return nil, 0, err
 	}

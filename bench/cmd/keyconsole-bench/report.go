@@ -48,7 +48,9 @@ type row struct {
 	Unit        string `json:"unit"`
 	Target      string `json:"target"`
 	Met         bool   `json:"met"`
-	Detail      string `json:"detail,omitempty"`
+	// Info marks a figure reported for context, with no target of its own.
+	Info   bool   `json:"info,omitempty"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // results is one run of the suite, as written to <date>.json.
@@ -76,11 +78,14 @@ func (r results) table() string {
 	b.WriteString("|---|---|---|---|---|---|---|\n")
 	for _, x := range r.Rows {
 		met := "yes"
-		if !x.Met {
+		switch {
+		case x.Info:
+			met = "(no target)"
+		case !x.Met:
 			met = "**no**"
 		}
 		fig := x.Figure.fmt(x.FigureFmt) + " " + x.Unit
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", x.What, dash(x.Baseline), dash(x.BaselineFig), x.MeasuredFig, fig, x.Target, met)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", x.What, dash(x.Baseline), dash(x.BaselineFig), x.MeasuredFig, fig, dash(x.Target), met)
 	}
 	return b.String()
 }

@@ -173,11 +173,11 @@ func runSuite(ctx context.Context, o options, stdout, _ io.Writer) error {
 		}
 		res.Seed = &s.seed
 		s.logf("starting the consoles")
-		if s.big, _, err = startConsole(ctx, o, "console-big", s.seed.BigDir, true, s.issuer, time.Minute); err != nil {
+		if s.big, _, err = startConsole(ctx, o, "console-big", s.seed.BigDir, true, s.issuer, time.Minute, nil); err != nil {
 			return err
 		}
 		defer func() { s.big.stop() }()
-		if s.small, _, err = startConsole(ctx, o, "console-small", s.seed.SmallDir, true, s.issuer, time.Minute); err != nil {
+		if s.small, _, err = startConsole(ctx, o, "console-small", s.seed.SmallDir, true, s.issuer, time.Minute, nil); err != nil {
 			return err
 		}
 		defer s.small.stop()
