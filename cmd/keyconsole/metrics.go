@@ -46,14 +46,7 @@ func wireMetrics(ctx context.Context, rt *runtime) error {
 		if err != nil {
 			return errors.New("KEYCONSOLE_METRICS_ADDR " + addr + ": " + err.Error())
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", rt.metrics.Handler(rt.cfg.MetricsToken))
-		if rt.cfg.Profiling {
-			mux.Handle("/debug/pprof/", web.BearerOnly(rt.cfg.MetricsToken, http.HandlerFunc(pprof.Index)))
-			mux.Handle("/debug/pprof/profile", web.BearerOnly(rt.cfg.MetricsToken, http.HandlerFunc(pprof.Profile)))
-			mux.Handle("/debug/pprof/trace", web.BearerOnly(rt.cfg.MetricsToken, http.HandlerFunc(pprof.Trace)))
-		}
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: metricsMux(rt.cfg, rt.metrics), ReadHeaderTimeout: 5 * time.Second}
 		rt.background = append(rt.background, func(ctx context.Context) error {
 			go func() { <-ctx.Done(); _ = srv.Close() }()
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -63,4 +56,18 @@ func wireMetrics(ctx context.Context, rt *runtime) error {
 		})
 	}
 	return nil
+}
+
+// metricsMux is the handler of the separate metrics address: /metrics and,
+// with KEYCONSOLE_PROFILING, Go's runtime profiles, both behind the
+// metrics bearer token when one is set.
+func metricsMux(cfg *config, m *web.Metrics) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler(cfg.MetricsToken))
+	if cfg.Profiling {
+		mux.Handle("/debug/pprof/", web.BearerOnly(cfg.MetricsToken, http.HandlerFunc(pprof.Index)))
+		mux.Handle("/debug/pprof/profile", web.BearerOnly(cfg.MetricsToken, http.HandlerFunc(pprof.Profile)))
+		mux.Handle("/debug/pprof/trace", web.BearerOnly(cfg.MetricsToken, http.HandlerFunc(pprof.Trace)))
+	}
+	return mux
 }
