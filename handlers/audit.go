@@ -194,8 +194,11 @@ func (h *AuditLog) chainView(c echo.Context, s Scope) views.ChainView {
 		h.Logger.Error("audit chain check failed", "agency_id", s.Agency.ID, "error", err)
 		return views.ChainView{}
 	}
+	if st.Pending {
+		return views.ChainView{Known: true, Pending: true, Verifying: true}
+	}
 	v := views.ChainView{Known: true, Intact: st.Intact, Anchored: st.Anchored, Records: st.Records, HeadSeq: st.HeadSeq, HeadHash: st.HeadHash,
-		CheckedAt: st.CheckedAt.UTC().Format("2006-01-02 15:04:05 UTC")}
+		CheckedAt: st.CheckedAt.UTC().Format("2006-01-02 15:04:05 UTC"), Verifying: st.Verifying}
 	if st.Break != nil {
 		v.BreakSeq, v.Problem = st.Break.Seq, st.Break.Problem
 		if st.Break.EventID != 0 {

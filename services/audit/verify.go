@@ -194,22 +194,43 @@ func (v *Verifier) VerifyAll(ctx context.Context) ([]Report, error) {
 type ChainStatus struct {
 	Report
 	CheckedAt time.Time
+	// Pending is set when no verification of the chain has finished yet;
+	// the report is then empty.
+	Pending bool
+	// Verifying is set when a newer verification than this report is
+	// running.
+	Verifying bool
 }
+
+// DefaultChainWait is how long ChainMonitor.Status waits for a
+// verification before it answers with what it has.
+const DefaultChainWait = 2 * time.Second
+
+// chainVerifyTimeout bounds one background verification.
+const chainVerifyTimeout = 30 * time.Minute
 
 // ChainMonitor serves chain verification results to pages. A result is
 // reused while it is younger than maxAge; after that an intact chain is
 // brought up to date by verifying only the records appended since, and the
 // whole chain is verified again once the last full verification is older
-// than fullEvery (or the chain was not intact). One verification per agency
-// runs at a time.
+// than fullEvery (or the chain was not intact). Verifications run in the
+// background, one per agency at a time, so a page never waits longer than
+// Wait for one: a chain of millions of records takes many seconds to
+// verify in full.
 type ChainMonitor struct {
 	verifier  *Verifier
 	maxAge    time.Duration
 	fullEvery time.Duration
 	now       func() time.Time
+	// Wait is how long Status waits for a verification it needs before it
+	// returns the last result (Verifying) or a Pending status;
+	// DefaultChainWait unless changed before the first Status.
+	Wait time.Duration
 
 	mu     sync.Mutex
 	chains map[int64]*monitored
+	// started, when set, is called as a background verification starts.
+	started func()
 }
 
 type monitored struct {
@@ -218,6 +239,10 @@ type monitored struct {
 	walk   walk
 	full   time.Time
 	known  bool
+	// running is closed when the verification in flight ends; nil when
+	// none runs. err is the last finished verification's error.
+	running chan struct{}
+	err     error
 }
 
 // NewChainMonitor returns a monitor over verifier that reuses a result for
@@ -226,10 +251,15 @@ func NewChainMonitor(verifier *Verifier, maxAge, fullEvery time.Duration, now fu
 	if now == nil {
 		now = time.Now
 	}
-	return &ChainMonitor{verifier: verifier, maxAge: maxAge, fullEvery: fullEvery, now: now, chains: map[int64]*monitored{}}
+	return &ChainMonitor{verifier: verifier, maxAge: maxAge, fullEvery: fullEvery, now: now, Wait: DefaultChainWait, chains: map[int64]*monitored{}}
 }
 
-// Status returns the agency's chain status, verifying as needed.
+// Status returns the agency's chain status. A result younger than maxAge
+// comes back at once; otherwise Status starts a verification (unless one
+// runs) and waits for it up to Wait or until ctx ends. When it has not
+// finished by then, Status returns the last result marked Verifying, or a
+// Pending status before the first result. A verification that failed to
+// run is returned as the error.
 func (m *ChainMonitor) Status(ctx context.Context, agencyID int64) (ChainStatus, error) {
 	m.mu.Lock()
 	c, ok := m.chains[agencyID]
@@ -239,25 +269,67 @@ func (m *ChainMonitor) Status(ctx context.Context, agencyID int64) (ChainStatus,
 	}
 	m.mu.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	now := m.now().UTC()
-	if c.known && now.Sub(c.status.CheckedAt) < m.maxAge {
-		return c.status, nil
+	if c.known && c.running == nil && now.Sub(c.status.CheckedAt) < m.maxAge {
+		st := c.status
+		c.mu.Unlock()
+		return st, nil
 	}
-	from := walk{first: true}
-	full := !c.known || !c.status.Intact || now.Sub(c.full) >= m.fullEvery
-	if !full {
-		from = c.walk
+	done := c.running
+	if done == nil {
+		done = make(chan struct{})
+		c.running = done
+		from := walk{first: true}
+		full := !c.known || !c.status.Intact || now.Sub(c.full) >= m.fullEvery
+		if !full {
+			from = c.walk
+		}
+		go m.verify(c, agencyID, from, full, now, done)
+	}
+	c.mu.Unlock()
+
+	timer := time.NewTimer(m.Wait)
+	defer timer.Stop()
+	finished := false
+	select {
+	case <-done:
+		finished = true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if finished && c.err != nil {
+		return ChainStatus{}, c.err
+	}
+	if !c.known {
+		return ChainStatus{Pending: true, Verifying: true}, nil
+	}
+	st := c.status
+	st.Verifying = c.running != nil
+	return st, nil
+}
+
+// verify runs one verification of the agency's chain from w, not tied to
+// any request, and records its result as of started.
+func (m *ChainMonitor) verify(c *monitored, agencyID int64, from walk, full bool, started time.Time, done chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), chainVerifyTimeout)
+	defer cancel()
+	if m.started != nil {
+		m.started()
 	}
 	rep, w, err := m.verifier.verifyFrom(ctx, agencyID, from)
-	if err != nil {
-		return ChainStatus{}, err
+	c.mu.Lock()
+	c.err = err
+	if err == nil {
+		if full {
+			c.full = started
+		}
+		c.status, c.walk, c.known = ChainStatus{Report: rep, CheckedAt: started}, w, true
 	}
-	if full {
-		c.full = now
-	}
-	c.status, c.walk, c.known = ChainStatus{Report: rep, CheckedAt: now}, w, true
-	return c.status, nil
+	c.running = nil
+	c.mu.Unlock()
+	close(done)
 }
 
 // Forget drops an agency's remembered result, so the next status verifies

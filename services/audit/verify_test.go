@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -189,4 +190,68 @@ func TestChainMonitorCatchesUpAndReverifies(t *testing.T) {
 			t.Fatalf("full re-verification missed the edit: %+v %v", st, err)
 		}
 	})
+}
+
+func TestChainMonitorAnswersWhileALongVerificationRuns(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *models.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db, "slow-county")
+		seedEvents(t, db, f.agency.ID, 20, seedStart, time.Hour, genEvent)
+		var mu sync.Mutex
+		now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		m := NewChainMonitor(NewVerifier(f.store), time.Minute, 10*time.Minute, clock)
+		m.Wait = 50 * time.Millisecond
+		release := make(chan struct{})
+		m.started = func() { <-release }
+
+		// The first view does not wait for the whole chain: it says the
+		// check is running, and a second view does not start another.
+		for range 2 {
+			st, err := m.Status(ctx, f.agency.ID)
+			if err != nil || !st.Pending || !st.Verifying || st.Intact || st.Records != 0 {
+				t.Fatalf("status while the first verification runs: %+v %v", st, err)
+			}
+		}
+		release <- struct{}{}
+		st := waitStatus(t, m, f.agency.ID, func(st ChainStatus) bool { return !st.Verifying })
+		if st.Pending || !st.Intact || st.Records != 20 {
+			t.Fatalf("status after the verification: %+v", st)
+		}
+
+		// A stale result is served, marked Verifying, while the next check runs.
+		seedEvents(t, db, f.agency.ID, 3, seedStart.Add(100*time.Hour), time.Hour, genEvent)
+		mu.Lock()
+		now = now.Add(2 * time.Minute)
+		mu.Unlock()
+		st, err := m.Status(ctx, f.agency.ID)
+		if err != nil || st.Pending || !st.Verifying || !st.Intact || st.Records != 20 {
+			t.Fatalf("stale status while the catch-up runs: %+v %v", st, err)
+		}
+		release <- struct{}{}
+		st = waitStatus(t, m, f.agency.ID, func(st ChainStatus) bool { return !st.Verifying })
+		if !st.Intact || st.Records != 23 {
+			t.Fatalf("status after the catch-up: %+v", st)
+		}
+	})
+}
+
+// waitStatus polls the monitor until ok accepts its status (the background
+// verification has finished), failing after ten seconds.
+func waitStatus(t *testing.T, m *ChainMonitor, agencyID int64, ok func(ChainStatus) bool) ChainStatus {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := m.Status(context.Background(), agencyID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the verification did not finish: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -333,11 +333,23 @@ func (s *suite) listScenario(ctx context.Context) error {
 func (s *suite) auditScenario(ctx context.Context) error {
 	first := s.big.URL + "/a/" + benchSlug + "/audit"
 	deep := first + "?before=" + strconv.FormatInt(s.seed.AuditCursor, 10)
-	// The first view of an agency verifies its whole chain; that is not a
-	// page load but a one-off, measured here on its own.
+	// The first view of an agency starts the verification of its whole
+	// chain in the background and answers within two seconds; the pages
+	// are measured once the result is in, and how long it took is noted.
 	t := time.Now()
-	if _, err := s.get(ctx, first, 5*time.Minute); err != nil {
+	page, err := s.get(ctx, first, time.Minute)
+	if err != nil {
 		return err
+	}
+	s.firstView = time.Since(t)
+	for !bytes.Contains(page, []byte("Chain intact.")) {
+		if time.Since(t) > 10*time.Minute {
+			return errors.New("the audit chain was not verified within 10 minutes")
+		}
+		time.Sleep(250 * time.Millisecond)
+		if page, err = s.get(ctx, first, time.Minute); err != nil {
+			return err
+		}
 	}
 	s.chainVerify = time.Since(t)
 	body, err := s.get(ctx, deep, time.Minute)
@@ -377,7 +389,8 @@ func (s *suite) auditScenario(ctx context.Context) error {
 	s.add(row{ID: "audit_page_ratio", What: "audit viewer, 1,000,000 events: page 10,000 vs page 1 (mean latency, 1 connection)", Baseline: "page 1 of the same log",
 		BaselineFig: statOf(mapf(p1, mean)).fmt("%.2f ms"), MeasuredFig: statOf(mapf(pn, mean)).fmt("%.2f ms"),
 		Figure: statOf(ratio), FigureFmt: "%.2f", Unit: "x", Target: "<= 2x", Met: statOf(ratio).Median <= 2,
-		Detail: fmt.Sprintf("the first view verified the whole chain once in %s (cached 15 s, then extended over new records)", s.chainVerify.Round(time.Millisecond))})
+		Detail: fmt.Sprintf("the first view answered in %s while the whole chain was verified in the background, in %s (the result is reused 15 s, then extended over new records)",
+			s.firstView.Round(time.Millisecond), s.chainVerify.Round(time.Millisecond))})
 	return nil
 }
 

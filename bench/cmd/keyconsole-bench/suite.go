@@ -37,6 +37,7 @@ type suite struct {
 	cookie      string
 	rows        []row
 	chainVerify time.Duration
+	firstView   time.Duration
 	errs        []string
 }
 
