@@ -3,7 +3,6 @@ package audit
 import (
 	"bufio"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -203,16 +202,29 @@ func (e *Export) write(ctx context.Context, s sink, bw *bufio.Writer, w io.Write
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
-		var err error
-		batch, err = e.x.store.AscendingInto(ctx, f, e.x.batch, batch)
-		if err != nil {
-			return n, err
-		}
-		for i := range batch {
-			if err := s.row(&batch[i]); err != nil {
+		var got int
+		var last int64
+		if cs, ok := s.(*csvSink); ok {
+			m, id, err := cs.batch(ctx, e.x.store, f, e.x.batch)
+			if err != nil {
 				return n, err
 			}
-			n++
+			got, last, n = m, id, n+int64(m)
+		} else {
+			var err error
+			batch, err = e.x.store.AscendingInto(ctx, f, e.x.batch, batch)
+			if err != nil {
+				return n, err
+			}
+			for i := range batch {
+				if err := s.row(&batch[i]); err != nil {
+					return n, err
+				}
+				n++
+			}
+			if got = len(batch); got > 0 {
+				last = batch[got-1].ID
+			}
 		}
 		if err := bw.Flush(); err != nil {
 			return n, err
@@ -223,10 +235,10 @@ func (e *Export) write(ctx context.Context, s sink, bw *bufio.Writer, w io.Write
 		if e.OnBatch != nil {
 			e.OnBatch(n)
 		}
-		if len(batch) < e.x.batch {
+		if got < e.x.batch {
 			break
 		}
-		f.AfterID = batch[len(batch)-1].ID
+		f.AfterID = last
 	}
 	if err := s.end(n); err != nil {
 		return n, err
@@ -295,24 +307,22 @@ func safeCell(s string) string {
 
 // csvSink writes RFC 4180 CSV (CRLF line ends) with a UTF-8 byte order mark
 // so Excel reads it as UTF-8: a block of key/value rows describing the
-// export, an empty line, then a header row and one row per record.
+// export, an empty line, then a header row and one row per record. Cells
+// are written by appendCell (see export_csv.go).
 type csvSink struct {
 	bw  *bufio.Writer
-	w   *csv.Writer
+	buf []byte
 	rec []string
 }
 
 func newCSVSink(bw *bufio.Writer) *csvSink {
-	w := csv.NewWriter(bw)
-	w.UseCRLF = true
-	return &csvSink{bw: bw, w: w, rec: make([]string, 0, len(Columns))}
+	return &csvSink{bw: bw, rec: make([]string, 0, len(Columns))}
 }
 
 func (s *csvSink) write(rec []string) error {
-	for i := range rec {
-		rec[i] = safeCell(rec[i])
-	}
-	return s.w.Write(rec)
+	s.buf = appendRecord(s.buf[:0], rec)
+	_, err := s.bw.Write(s.buf)
+	return err
 }
 
 func (s *csvSink) begin(m exportMeta) error {
@@ -330,7 +340,7 @@ func (s *csvSink) begin(m exportMeta) error {
 		{"generated_by", m.GeneratedBy},
 		{"generated_at", m.GeneratedAt.Format(time.RFC3339)},
 		{},
-		append([]string(nil), Columns...),
+		Columns,
 	} {
 		if err := s.write(r); err != nil {
 			return err
@@ -344,10 +354,39 @@ func (s *csvSink) row(e *models.AuditEvent) error {
 	return s.write(s.rec)
 }
 
-func (s *csvSink) end(int64) error {
-	s.w.Flush()
-	return s.w.Error()
+// appendText appends the record e, as the store read it as text, to the
+// batch in s.buf: the same cells row writes for the event.
+func (s *csvSink) appendText(e *models.AuditText) error {
+	var num [20]byte
+	b := appendCell(s.buf, strconv.AppendInt(num[:0], e.ID, 10))
+	b = append(b, ',')
+	b = appendCell(b, strconv.AppendInt(num[:0], e.Seq, 10))
+	b = append(b, ',')
+	b = appendCell(b, e.OccurredAt)
+	for _, c := range [...]string{e.ActorType, e.ActorID, e.ActorName, e.Action, e.TargetType, e.TargetID, e.TargetName,
+		e.Outcome, e.Reason, e.SourceIP, e.UserAgent, e.RequestID, e.Details, e.PrevHash, e.Hash} {
+		b = append(b, ',')
+		b = appendCell(b, c)
+	}
+	s.buf = append(b, '\r', '\n')
+	return nil
 }
+
+// batch reads the next batch of records after f.AfterID as text into
+// s.buf, then writes it to bw, so the query is not kept open while a slow
+// client takes the bytes. It returns how many records it wrote and the id
+// of the last.
+func (s *csvSink) batch(ctx context.Context, store *models.AuditStore, f models.AuditFilter, limit int) (int, int64, error) {
+	s.buf = s.buf[:0]
+	n, last, err := store.AscendingText(ctx, f, limit, s.appendText)
+	if err != nil {
+		return 0, 0, err
+	}
+	_, err = s.bw.Write(s.buf)
+	return n, last, err
+}
+
+func (s *csvSink) end(int64) error { return nil }
 
 // JSONLine is one exported record in JSON Lines ("type": "event").
 type JSONLine struct {
