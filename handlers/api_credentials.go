@@ -28,7 +28,9 @@ const historyLimit = 50
 type APICredentials struct {
 	*Handler
 	Svc *apiclients.Service
-	// Policies gives the agency's rotation period for the page's text.
+	// Policies is the agencies' policy source, the one Svc measures
+	// credentials against. The list page reads the policy through Svc, once,
+	// for both its tables and the rotation period it states.
 	Policies policy.Source
 	// TokenURL is the public URL of the token endpoint.
 	TokenURL string
@@ -83,10 +85,16 @@ func (h *APICredentials) List(c echo.Context) error {
 	ctx := c.Request().Context()
 	base := h.credentialsPath(s)
 	q := c.QueryParams()
-	d := views.APICredentialList{NewPath: base + "/new", MaxAgeDays: h.maxAgeDays(ctx, s.Agency.ID)}
+	// The agency's policy is read once: both tables are measured against it
+	// and the page states its rotation period.
+	pol, err := h.Svc.Policy(ctx, s.Agency.ID)
+	if err != nil {
+		return err
+	}
+	d := views.APICredentialList{NewPath: base + "/new", MaxAgeDays: maxAgeDays(pol)}
 	for _, env := range []string{oauth.EnvStaging, oauth.EnvProduction} {
 		before, _ := strconv.ParseInt(q.Get(env+"_before"), 10, 64)
-		list, more, err := h.Svc.Page(ctx, s.Agency.ID, env, max(before, 0), credentialPageSize)
+		list, more, err := h.Svc.PageWith(ctx, s.Agency.ID, pol, env, max(before, 0), credentialPageSize)
 		if err != nil {
 			return err
 		}
@@ -123,15 +131,8 @@ func (h *APICredentials) List(c echo.Context) error {
 	return Render(c, http.StatusOK, views.APICredentials(h.Page(c, "API credentials", "api"), d))
 }
 
-func (h *APICredentials) maxAgeDays(ctx context.Context, agencyID int64) int {
-	src := h.Policies
-	if src == nil {
-		src = policy.DefaultSource{}
-	}
-	p, err := src.Policy(ctx, agencyID)
-	if err != nil {
-		p = policy.Default()
-	}
+// maxAgeDays is the rotation period of API credentials under p, in days.
+func maxAgeDays(p policy.Policy) int {
 	return int(p.MaxAge(policy.TypeAPICredential).Hours() / 24)
 }
 

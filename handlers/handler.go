@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -47,11 +48,24 @@ func New(d Deps) *Handler {
 	return &Handler{Deps: d}
 }
 
+// renderBuffers keep the buffers pages are rendered into, so a page does
+// not grow a new one from nothing every time.
+var renderBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledRender is the largest buffer kept for reuse.
+const maxPooledRender = 1 << 20
+
 // Render writes a templ component with a status, rendering into a buffer first
 // so a failed render still becomes a clean error page.
 func Render(c echo.Context, status int, t templ.Component) error {
-	var buf bytes.Buffer
-	if err := t.Render(c.Request().Context(), &buf); err != nil {
+	buf := renderBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledRender {
+			buf.Reset()
+			renderBuffers.Put(buf)
+		}
+	}()
+	if err := t.Render(c.Request().Context(), buf); err != nil {
 		return err
 	}
 	return c.HTMLBlob(status, buf.Bytes())

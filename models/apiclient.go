@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -119,24 +118,40 @@ func (s *APIClientStore) List(ctx context.Context, agencyID int64) ([]APICredent
 	return out, nil
 }
 
-// listColumns are the columns a list of credentials shows; the secret's
-// hash and the other columns stay zero in what Page returns.
-const listColumns = "id, agency_id, name, environment, client_id, secret_version, created_by_name, created_at, rotated_at, expires_at, expired_at, revoked_at, last_used_at"
+// listColumns are the columns a list of credentials shows, in the order
+// Page scans them. On SQLite the timestamps are read as their text
+// (listColumnsSQLite), which parseDBTime reads far faster than the driver.
+const listColumns = "id, name, client_id, created_by_name, created_at, rotated_at, expires_at, revoked_at, last_used_at"
+
+const listColumnsSQLite = "id, name, client_id, created_by_name, " +
+	"CAST(created_at AS TEXT), CAST(rotated_at AS TEXT), CAST(expires_at AS TEXT), CAST(revoked_at AS TEXT), CAST(last_used_at AS TEXT)"
+
+// The statements of Page, one per dialect and cursor use.
+const (
+	pageSQLite       = "SELECT " + listColumnsSQLite + " FROM api_credentials WHERE agency_id = ? AND environment = ? ORDER BY id DESC LIMIT ?"
+	pageSQLiteBefore = "SELECT " + listColumnsSQLite + " FROM api_credentials WHERE agency_id = ? AND environment = ? AND id < ? ORDER BY id DESC LIMIT ?"
+	pagePG           = "SELECT " + listColumns + " FROM api_credentials WHERE agency_id = $1 AND environment = $2 ORDER BY id DESC LIMIT $3"
+	pagePGBefore     = "SELECT " + listColumns + " FROM api_credentials WHERE agency_id = $1 AND environment = $2 AND id < $3 ORDER BY id DESC LIMIT $4"
+)
 
 // Page returns up to limit credentials of an agency in one environment,
 // newest first, older than beforeID when it is positive: a keyset page
 // read through the (agency_id, environment, id) index, so a page costs the
-// same however many credentials the agency has. Only listColumns are read.
+// same however many credentials the agency has. Only listColumns are read,
+// with the agency id and the environment: the other fields (the secret's
+// hash and version, the expiry record, ...) stay zero.
 func (s *APIClientStore) Page(ctx context.Context, agencyID int64, environment string, beforeID int64, limit int) ([]APICredential, error) {
-	q, args := "SELECT "+listColumns+" FROM api_credentials WHERE agency_id = ? AND environment = ?", []any{agencyID, environment}
-	if beforeID > 0 {
-		q, args = q+" AND id < ?", append(args, beforeID)
-	}
-	q, args = q+" ORDER BY id DESC LIMIT ?", append(args, limit)
-	if s.db.Dialect == Postgres {
-		for i := range args {
-			q = strings.Replace(q, "?", "$"+strconv.Itoa(i+1), 1)
-		}
+	var q string
+	var args []any
+	switch {
+	case beforeID > 0 && s.db.Dialect == Postgres:
+		q, args = pagePGBefore, []any{agencyID, environment, beforeID, limit}
+	case s.db.Dialect == Postgres:
+		q, args = pagePG, []any{agencyID, environment, limit}
+	case beforeID > 0:
+		q, args = pageSQLiteBefore, []any{agencyID, environment, beforeID, limit}
+	default:
+		q, args = pageSQLite, []any{agencyID, environment, limit}
 	}
 	// Rows are scanned straight into their fields, without GORM's per-row
 	// reflection.
@@ -147,13 +162,15 @@ func (s *APIClientStore) Page(ctx context.Context, agencyID int64, environment s
 	}
 	defer rows.Close()
 	out := make([]APICredential, 0, limit)
+	// The optional times of the page share one allocation.
+	t := newArenaTimeScanners(4, 4*limit)
 	for rows.Next() {
-		var c APICredential
-		if err := rows.Scan(&c.ID, &c.AgencyID, &c.Name, &c.Environment, &c.ClientID, &c.SecretVersion, &c.CreatedByName, &c.CreatedAt,
-			&c.RotatedAt, &c.ExpiresAt, &c.ExpiredAt, &c.RevokedAt, &c.LastUsedAt); err != nil {
+		out = append(out, APICredential{AgencyID: agencyID, Environment: environment})
+		c := &out[len(out)-1]
+		t[0].Dst, t[1].Dst, t[2].Dst, t[3].Dst = &c.RotatedAt, &c.ExpiresAt, &c.RevokedAt, &c.LastUsedAt
+		if err := rows.Scan(&c.ID, &c.Name, &c.ClientID, &c.CreatedByName, scanTime(&c.CreatedAt), &t[0], &t[1], &t[2], &t[3]); err != nil {
 			return nil, fmt.Errorf("models: api credentials page: %w", err)
 		}
-		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("models: api credentials page: %w", classify(err))

@@ -280,16 +280,32 @@ func (s *Service) List(ctx context.Context, agencyID int64) ([]Credential, error
 // newest first, older than beforeID when it is positive, and whether older
 // ones follow.
 func (s *Service) Page(ctx context.Context, agencyID int64, environment string, beforeID int64, limit int) ([]Credential, bool, error) {
+	p, err := s.Policy(ctx, agencyID)
+	if err != nil {
+		return nil, false, fmt.Errorf("apiclients: page: %w", err)
+	}
+	return s.PageWith(ctx, agencyID, p, environment, beforeID, limit)
+}
+
+// Policy returns the agency's policy, which credentials are measured
+// against.
+func (s *Service) Policy(ctx context.Context, agencyID int64) (policy.Policy, error) {
+	p, err := s.policies.Policy(ctx, agencyID)
+	if err != nil {
+		return policy.Policy{}, fmt.Errorf("apiclients: policy: %w", err)
+	}
+	return p, nil
+}
+
+// PageWith is Page measured against p, the agency's policy as Policy
+// returned it, so a page of several tables reads the policy once.
+func (s *Service) PageWith(ctx context.Context, agencyID int64, p policy.Policy, environment string, beforeID int64, limit int) ([]Credential, bool, error) {
 	rows, err := s.store.Page(ctx, agencyID, environment, beforeID, limit+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("apiclients: page: %w", err)
 	}
 	more := len(rows) > limit
 	rows = rows[:min(len(rows), limit)]
-	p, err := s.policies.Policy(ctx, agencyID)
-	if err != nil {
-		return nil, false, fmt.Errorf("apiclients: page: policy: %w", err)
-	}
 	now := s.clock()
 	out := make([]Credential, 0, len(rows))
 	for _, r := range rows {

@@ -315,19 +315,18 @@ func (s *Service) Resolve(ctx context.Context, token string, origin audit.Origin
 		return Principal{}, ErrNoSession
 	}
 	now := s.now()
-	sess, err := s.sessions.ByID(ctx, HashToken(token))
+	// The session, its user and the user's roles in one query, fresh on
+	// every request.
+	sp, err := s.sessions.Principal(ctx, HashToken(token))
 	if errors.Is(err, models.ErrNotFound) {
 		return Principal{}, ErrNoSession
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("auth: resolve: %w", err)
 	}
+	sess, u := sp.Session, sp.User
 	if sess.RevokedAt != nil {
 		return Principal{}, ErrNoSession
-	}
-	u, err := s.users.ByID(ctx, sess.UserID)
-	if err != nil {
-		return Principal{}, fmt.Errorf("auth: resolve: %w", err)
 	}
 	pr := Principal{SessionID: sess.ID, User: u, Provider: sess.Provider, AuthTime: sess.AuthTime, CreatedAt: sess.CreatedAt}
 	if sess.CurrentAgencyID != nil {
@@ -356,11 +355,7 @@ func (s *Service) Resolve(ctx context.Context, token string, origin audit.Origin
 		}
 		return Principal{}, reason
 	}
-	roles, err := s.users.Roles(ctx, u.ID)
-	if err != nil {
-		return Principal{}, fmt.Errorf("auth: resolve: %w", err)
-	}
-	pr.Roles = roles
+	pr.Roles = sp.Roles
 	// Activity is written at most every 30 seconds: enough precision for a
 	// 30-minute idle rule without a database write on every request.
 	if now.Sub(sess.LastSeenAt) > 30*time.Second {

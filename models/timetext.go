@@ -1,0 +1,232 @@
+package models
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Timestamps read in bulk (list pages, the session of every request) are
+// selected on SQLite as text (sqliteTimeText) and scanned with scanTime /
+// scanNullTime, which parse SQLite's text format directly instead of the
+// driver's trial of layouts through time.Parse. On PostgreSQL the same
+// scanners receive time.Time values from the driver.
+
+// sqliteTimeText selects a DATETIME column as its stored text on SQLite
+// (an expression has no declared type, so the driver leaves it a string)
+// and as itself elsewhere.
+func sqliteTimeText(d Dialect, column string) string {
+	if d == SQLite {
+		return "CAST(" + column + " AS TEXT)"
+	}
+	return column
+}
+
+// timeScanner stores a timestamp column into a time.Time.
+type timeScanner struct{ dst *time.Time }
+
+// scanTime returns a Scan destination for a NOT NULL timestamp.
+func scanTime(dst *time.Time) timeScanner { return timeScanner{dst} }
+
+func (s timeScanner) Scan(src any) error {
+	t, ok, err := timeFromDB(src)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("models: NULL where a time is required")
+	}
+	*s.dst = t
+	return nil
+}
+
+// nullTimeScanner stores a nullable timestamp column into a *time.Time.
+type nullTimeScanner struct{ dst **time.Time }
+
+// scanNullTime returns a Scan destination for a nullable timestamp.
+func scanNullTime(dst **time.Time) nullTimeScanner { return nullTimeScanner{dst} }
+
+func (s nullTimeScanner) Scan(src any) error {
+	t, ok, err := timeFromDB(src)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		*s.dst = nil
+		return nil
+	}
+	*s.dst = &t
+	return nil
+}
+
+// arenaTimeScanner is a nullTimeScanner for many rows, pointing into a
+// shared arena while it has room (it is never grown, so earlier pointers
+// stay valid): the times of a page of rows take one allocation. Dst is set
+// for each row.
+type arenaTimeScanner struct {
+	Dst   **time.Time
+	arena *[]time.Time
+}
+
+// newArenaTimeScanners returns n scanners sharing an arena of size times.
+func newArenaTimeScanners(n, size int) []arenaTimeScanner {
+	arena := make([]time.Time, 0, size)
+	out := make([]arenaTimeScanner, n)
+	for i := range out {
+		out[i].arena = &arena
+	}
+	return out
+}
+
+func (s *arenaTimeScanner) Scan(src any) error {
+	t, ok, err := timeFromDB(src)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		*s.Dst = nil
+	case len(*s.arena) < cap(*s.arena):
+		*s.arena = append(*s.arena, t)
+		*s.Dst = &(*s.arena)[len(*s.arena)-1]
+	default:
+		*s.Dst = &t
+	}
+	return nil
+}
+
+// timeFromDB converts what a driver returns for a timestamp column; ok is
+// false for NULL.
+func timeFromDB(src any) (time.Time, bool, error) {
+	switch v := src.(type) {
+	case nil:
+		return time.Time{}, false, nil
+	case time.Time:
+		return v, true, nil
+	case string:
+		t, err := parseDBTime(v)
+		return t, err == nil, err
+	case []byte:
+		t, err := parseDBTime(string(v))
+		return t, err == nil, err
+	}
+	return time.Time{}, false, fmt.Errorf("models: cannot read %T as a time", src)
+}
+
+// parseDBTime parses a timestamp stored as text, with the result in UTC.
+// The usual form, "2006-01-02 15:04:05.999999999-07:00" (or with a T, a Z
+// or no zone, which is UTC), is read by hand; anything else as the SQLite
+// driver (modernc.org/sqlite, parseTime) reads a DATETIME column: as
+// time.Time.String's form, then without a trailing Z with each of
+// dbTimeLayouts.
+func parseDBTime(s string) (time.Time, error) {
+	if t, ok := parseDBTimeFast(s); ok {
+		return t, nil
+	}
+	str := s
+	if x := strings.Index(str, "m="); x > 0 {
+		str = str[:x]
+	}
+	if t, err := time.Parse("2006-01-02 15:04:05.999999999 -0700 MST", strings.TrimSpace(str)); err == nil {
+		return t.UTC(), nil
+	}
+	ts := strings.TrimSuffix(s, "Z")
+	for _, layout := range dbTimeLayouts {
+		if t, err := time.Parse(layout, ts); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("models: cannot parse time %q", s)
+}
+
+// dbTimeLayouts are the layouts the SQLite driver reads a DATETIME
+// column's text with, in its order; it writes the first.
+var dbTimeLayouts = []string{
+	"2006-01-02 15:04:05.999999999-07:00",
+	"2006-01-02T15:04:05.999999999-07:00",
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04",
+	"2006-01-02T15:04",
+	"2006-01-02",
+}
+
+func parseDBTimeFast(s string) (time.Time, bool) {
+	// YYYY-MM-DD?HH:MM:SS
+	if len(s) < 19 || s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
+	}
+	year, ok1 := digits(s[0:4])
+	month, ok2 := digits(s[5:7])
+	day, ok3 := digits(s[8:10])
+	hour, ok4 := digits(s[11:13])
+	minute, ok5 := digits(s[14:16])
+	sec, ok6 := digits(s[17:19])
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 ||
+		month < 1 || month > 12 || day < 1 || day > monthDays(month, year) || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	rest := s[19:]
+	nsec := 0
+	if len(rest) > 0 && rest[0] == '.' {
+		n := 1
+		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+			n++
+		}
+		if n == 1 || n > 10 {
+			return time.Time{}, false
+		}
+		frac, _ := digits(rest[1:n])
+		for i := n; i < 10; i++ {
+			frac *= 10
+		}
+		nsec, rest = frac, rest[n:]
+	}
+	offset := 0
+	switch {
+	case rest == "" || rest == "Z":
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
+		oh, okh := digits(rest[1:3])
+		om, okm := digits(rest[4:6])
+		if !okh || !okm || oh > 23 || om > 59 {
+			return time.Time{}, false
+		}
+		offset = (oh*60 + om) * 60
+		if rest[0] == '-' {
+			offset = -offset
+		}
+	default:
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	if offset != 0 {
+		t = t.Add(-time.Duration(offset) * time.Second)
+	}
+	return t, true
+}
+
+// digits reads an unsigned decimal number of ASCII digits.
+func digits(s string) (int, bool) {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// monthDays is the number of days of a month (1 to 12) of a year.
+func monthDays(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
