@@ -76,7 +76,8 @@ func (e *AuditText) texts() [15]*string {
 // TEXT affinity, so they hold text or (if written as such) a blob, whose
 // bytes concat_ws keeps as they are; a row whose value does not split into
 // exactly fifteen fields (a NUL in a value, a NULL) is read again column by
-// column.
+// column. The columns are NOT NULL, so concat_ws never drops one: a NUL in
+// a value can only add fields, and such a row is always caught.
 const (
 	auditTextColumnsSQLite = "id, seq, +occurred_at, actor_type, actor_id, actor_name, action, target_type, target_id, target_name, " +
 		"outcome, reason, source_ip, user_agent, request_id, details, prev_hash, hash"
