@@ -94,15 +94,22 @@ func (h *Handler) Page(c echo.Context, title, nav string) views.Page {
 	return p
 }
 
-func (h *Handler) visibleAgencies(c echo.Context, pr auth.Principal) ([]views.AgencyRef, error) {
+// VisibleAgencies returns the agencies the principal can see, ordered by
+// name: every agency for a platform operator, the agencies of their roles
+// (as Resolve read them with the session) for anyone else.
+func (h *Handler) VisibleAgencies(c echo.Context, pr auth.Principal) ([]models.Agency, error) {
 	ctx := c.Request().Context()
-	var list []models.Agency
-	var err error
-	if pr.IsOperator() {
-		list, err = h.Agencies.List(ctx)
-	} else {
-		list, err = h.Agencies.ByIDs(ctx, pr.AgencyIDs())
+	switch {
+	case pr.IsOperator():
+		return h.Agencies.List(ctx)
+	case pr.Agencies != nil:
+		return pr.Agencies, nil
 	}
+	return h.Agencies.ByIDs(ctx, pr.AgencyIDs())
+}
+
+func (h *Handler) visibleAgencies(c echo.Context, pr auth.Principal) ([]views.AgencyRef, error) {
+	list, err := h.VisibleAgencies(c, pr)
 	if err != nil {
 		return nil, err
 	}

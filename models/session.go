@@ -55,43 +55,46 @@ func (s *SessionStore) ByID(ctx context.Context, id string) (Session, error) {
 	return sess, nil
 }
 
-// SessionPrincipal is a session with its user and the user's resolved
-// agency roles, as Principal reads them.
+// SessionPrincipal is a session with its user, the user's resolved agency
+// roles and those agencies, as Principal reads them.
 type SessionPrincipal struct {
 	// Session leaves RevokeReason, SourceIP and UserAgent empty.
 	Session Session
 	User    User
 	// Roles maps agency ids to the user's role there; never nil.
 	Roles map[int64]string
+	// Agencies are the agencies of Roles ordered by name then id, as
+	// AgencyStore.ByIDs returns them; never nil.
+	Agencies []Agency
 }
 
 // The statement of Principal: the session by id, its user, and one row per
-// role of the user (a single row of NULL roles when there is none). On
-// SQLite the timestamps are read as their text (see parseDBTime).
-const (
-	principalSelect = "SELECT s.user_id, s.provider, s.current_agency_id, %s, %s, %s, %s, " +
-		"u.id, u.provider, u.subject, u.email, u.name, u.is_operator, %s, %s, %s, %s, r.agency_id, r.role " +
-		"FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN user_agency_roles r ON r.user_id = u.id WHERE s.id = "
-)
+// role of the user with its agency (a single row of NULL roles when there is
+// none). On SQLite the timestamps are read as their text (see parseDBTime).
+const principalSelect = "SELECT s.user_id, s.provider, s.current_agency_id, %s, %s, %s, %s, " +
+	"u.id, u.provider, u.subject, u.email, u.name, u.is_operator, %s, %s, %s, %s, " +
+	"r.agency_id, r.role, a.slug, a.name, %s, %s " +
+	"FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN user_agency_roles r ON r.user_id = u.id " +
+	"LEFT JOIN agencies a ON a.id = r.agency_id WHERE s.id = %s ORDER BY a.name, a.id"
 
 var (
-	principalSQLite = fmt.Sprintf(principalSelect, principalTimes(SQLite)...) + "?"
-	principalPG     = fmt.Sprintf(principalSelect, principalTimes(Postgres)...) + "$1"
+	principalSQLite = principalStatement(SQLite, "?")
+	principalPG     = principalStatement(Postgres, "$1")
 )
 
-func principalTimes(d Dialect) []any {
-	var out []any
-	for _, c := range []string{"s.created_at", "s.last_seen_at", "s.auth_time", "s.revoked_at", "u.disabled_at", "u.last_sign_in_at", "u.created_at", "u.updated_at"} {
-		out = append(out, sqliteTimeText(d, c))
+func principalStatement(d Dialect, param string) string {
+	var args []any
+	for _, c := range []string{"s.created_at", "s.last_seen_at", "s.auth_time", "s.revoked_at", "u.disabled_at", "u.last_sign_in_at", "u.created_at", "u.updated_at", "a.created_at", "a.updated_at"} {
+		args = append(args, sqliteTimeText(d, c))
 	}
-	return out
+	return fmt.Sprintf(principalSelect, append(args, param)...)
 }
 
 // Principal reads a session by the hash of its token together with its
-// user and the user's roles, in one query: what every signed-in request
-// needs, read fresh each time so that revocation, timeouts and disabling a
-// user take effect at once. A session whose user is gone is ErrNotFound like
-// a missing one.
+// user, the user's roles and their agencies, in one query: what every
+// signed-in request needs, read fresh each time so that revocation,
+// timeouts and disabling a user take effect at once. A session whose user
+// is gone is ErrNotFound like a missing one.
 func (s *SessionStore) Principal(ctx context.Context, id string) (SessionPrincipal, error) {
 	q := principalSQLite
 	if s.db.Dialect == Postgres {
@@ -103,34 +106,37 @@ func (s *SessionStore) Principal(ctx context.Context, id string) (SessionPrincip
 		return SessionPrincipal{}, fmt.Errorf("models: session: %w", classify(err))
 	}
 	defer rows.Close()
-	out := SessionPrincipal{Session: Session{ID: id}}
+	out := SessionPrincipal{Session: Session{ID: id}, Roles: make(map[int64]string, 1), Agencies: make([]Agency, 0, 1)}
 	sess, u := &out.Session, &out.User
-	var agencyID sql.Null[int64]
-	var role sql.Null[string]
-	first := []any{&sess.UserID, &sess.Provider, &sess.CurrentAgencyID, scanTime(&sess.CreatedAt), scanTime(&sess.LastSeenAt), scanTime(&sess.AuthTime), scanNullTime(&sess.RevokedAt),
+	var (
+		agencyID         sql.Null[int64]
+		role, slug, name sql.Null[string]
+		created, updated *time.Time
+	)
+	cols := []any{&sess.UserID, &sess.Provider, &sess.CurrentAgencyID, scanTime(&sess.CreatedAt), scanTime(&sess.LastSeenAt), scanTime(&sess.AuthTime), scanNullTime(&sess.RevokedAt),
 		&u.ID, &u.Provider, &u.Subject, &u.Email, &u.Name, &u.IsOperator, scanNullTime(&u.DisabledAt), scanNullTime(&u.LastSignInAt), scanTime(&u.CreatedAt), scanTime(&u.UpdatedAt),
-		&agencyID, &role}
+		&agencyID, &role, &slug, &name, scanNullTime(&created), scanNullTime(&updated)}
+	// sessionUserCols are the leading columns of the session and the user.
+	const sessionUserCols = 17
 	n := 0
 	for rows.Next() {
-		dest := first
-		if n > 0 {
-			// Further rows repeat the session and the user: only the role is read.
-			dest = make([]any, len(first))
-			for i := range dest {
-				dest[i] = discard{}
-			}
-			dest[len(dest)-2], dest[len(dest)-1] = &agencyID, &role
-		}
-		if err := rows.Scan(dest...); err != nil {
+		if err := rows.Scan(cols...); err != nil {
 			return SessionPrincipal{}, fmt.Errorf("models: session: %w", err)
 		}
 		if n == 0 {
-			out.Roles = make(map[int64]string, 1)
+			// Further rows repeat the session and the user: only the role and
+			// its agency are read from them.
+			for i := range sessionUserCols {
+				cols[i] = discard{}
+			}
 		}
+		n++
 		if agencyID.Valid {
 			out.Roles[agencyID.V] = role.V
 		}
-		n++
+		if slug.Valid && created != nil && updated != nil {
+			out.Agencies = append(out.Agencies, Agency{ID: agencyID.V, Slug: slug.V, Name: name.V, CreatedAt: *created, UpdatedAt: *updated})
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return SessionPrincipal{}, fmt.Errorf("models: session: %w", classify(err))

@@ -16,7 +16,7 @@ func TestSessionPrincipalReadsSessionUserAndRoles(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *models.DB) {
 		ctx := context.Background()
 		users, sessions := models.NewUserStore(db), models.NewSessionStore(db)
-		a, b := newAgency(t, db, "demo-county"), newAgency(t, db, "other-county")
+		b, a := newAgency(t, db, "other-county"), newAgency(t, db, "demo-county")
 		now := time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC)
 		signedIn := now.Add(-time.Hour)
 		mk := func(subject string, operator bool, roles map[int64]string) models.User {
@@ -63,6 +63,19 @@ func TestSessionPrincipalReadsSessionUserAndRoles(t *testing.T) {
 			for k, v := range wantRoles {
 				if got.Roles[k] != v {
 					t.Errorf("%s: roles %v, want %v", tc.id, got.Roles, wantRoles)
+				}
+			}
+			ids := make([]int64, 0, len(wantRoles))
+			for id := range wantRoles {
+				ids = append(ids, id)
+			}
+			wantAgencies, _ := models.NewAgencyStore(db).ByIDs(ctx, ids)
+			if got.Agencies == nil || len(got.Agencies) != len(wantAgencies) {
+				t.Fatalf("%s: agencies %+v, want %+v", tc.id, got.Agencies, wantAgencies)
+			}
+			for i, a := range wantAgencies {
+				if g := got.Agencies[i]; g.ID != a.ID || g.Slug != a.Slug || g.Name != a.Name || !g.CreatedAt.Equal(a.CreatedAt) || !g.UpdatedAt.Equal(a.UpdatedAt) {
+					t.Errorf("%s: agency %d %+v, want %+v", tc.id, i, g, a)
 				}
 			}
 		}

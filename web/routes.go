@@ -8,6 +8,7 @@ import (
 
 	"keyconsole/handlers"
 	"keyconsole/models"
+	"keyconsole/services/auth"
 )
 
 // Router gives feature routes the agency scope and authorization helpers.
@@ -82,7 +83,7 @@ func (s *Server) routes(e *echo.Echo) {
 func (s *Server) agencyScope(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		p, _ := handlers.PrincipalOf(c)
-		a, err := s.deps.Handlers.Agencies.BySlug(c.Request().Context(), c.Param("agency"))
+		a, err := s.scopeAgency(c, p)
 		if err != nil {
 			return echo.NewHTTPError(http.StatusNotFound, "not found")
 		}
@@ -96,6 +97,28 @@ func (s *Server) agencyScope(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// scopeAgency finds the agency named by :agency. Someone who is not a
+// platform operator can only be scoped to an agency of their roles, so it
+// is looked up among those (read with the session); any other slug is
+// models.ErrNotFound. An operator's agency is read by its slug.
+func (s *Server) scopeAgency(c echo.Context, p auth.Principal) (models.Agency, error) {
+	h := s.deps.Handlers
+	slug := c.Param("agency")
+	if p.IsOperator() {
+		return h.Agencies.BySlug(c.Request().Context(), slug)
+	}
+	list, err := h.VisibleAgencies(c, p)
+	if err != nil {
+		return models.Agency{}, err
+	}
+	for _, a := range list {
+		if a.Slug == slug {
+			return a, nil
+		}
+	}
+	return models.Agency{}, models.ErrNotFound
 }
 
 func requireRole(min string) echo.MiddlewareFunc {

@@ -53,6 +53,9 @@ type Principal struct {
 	CurrentAgencyID int64
 	AuthTime        time.Time
 	CreatedAt       time.Time
+	// Agencies are the agencies of Roles ordered by name, read with the
+	// session by Resolve; nil when they were not read.
+	Agencies []models.Agency
 }
 
 // IsOperator reports whether the principal is a platform operator.
@@ -315,8 +318,8 @@ func (s *Service) Resolve(ctx context.Context, token string, origin audit.Origin
 		return Principal{}, ErrNoSession
 	}
 	now := s.now()
-	// The session, its user and the user's roles in one query, fresh on
-	// every request.
+	// The session, its user, the user's roles and their agencies in one
+	// query, fresh on every request.
 	sp, err := s.sessions.Principal(ctx, HashToken(token))
 	if errors.Is(err, models.ErrNotFound) {
 		return Principal{}, ErrNoSession
@@ -355,7 +358,7 @@ func (s *Service) Resolve(ctx context.Context, token string, origin audit.Origin
 		}
 		return Principal{}, reason
 	}
-	pr.Roles = sp.Roles
+	pr.Roles, pr.Agencies = sp.Roles, sp.Agencies
 	// Activity is written at most every 30 seconds: enough precision for a
 	// 30-minute idle rule without a database write on every request.
 	if now.Sub(sess.LastSeenAt) > 30*time.Second {
