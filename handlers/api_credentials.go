@@ -41,8 +41,15 @@ func (h *APICredentials) credentialsPath(s Scope) string {
 }
 
 func (h *APICredentials) row(s Scope, c apiclients.Credential) views.APICredentialRow {
+	return credentialRow(h.credentialsPath(s), c)
+}
+
+// credentialRow is a credential as a row of the pages under base, the
+// agency's credentials path.
+func credentialRow(base string, c apiclients.Credential) views.APICredentialRow {
+	id := strconv.FormatInt(c.ID, 10)
 	r := views.APICredentialRow{
-		ID:          strconv.FormatInt(c.ID, 10),
+		ID:          id,
 		Name:        c.Name,
 		ClientID:    c.ClientID,
 		Environment: c.Environment,
@@ -54,7 +61,7 @@ func (h *APICredentials) row(s Scope, c apiclients.Credential) views.APICredenti
 		Age:         c.Policy.AgeState,
 		DueAt:       views.Day(c.Policy.DueAt),
 		Status:      c.Status,
-		Path:        h.credentialsPath(s) + "/" + strconv.FormatInt(c.ID, 10),
+		Path:        base + "/" + id,
 	}
 	if r.CreatedBy == "" {
 		r.CreatedBy = "unknown"
@@ -98,9 +105,9 @@ func (h *APICredentials) List(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		rows := make([]views.APICredentialRow, 0, len(list))
-		for _, cr := range list {
-			rows = append(rows, h.row(s, cr))
+		rows := make([]views.APICredentialRow, len(list))
+		for i := range list {
+			rows[i] = credentialRow(base, list[i])
 		}
 		pg := views.APICredentialPager{}
 		if more {

@@ -68,6 +68,8 @@ func Render(c echo.Context, status int, t templ.Component) error {
 	if err := t.Render(c.Request().Context(), buf); err != nil {
 		return err
 	}
+	// The length is known: the page goes out without chunked encoding.
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(buf.Len()))
 	return c.HTMLBlob(status, buf.Bytes())
 }
 
