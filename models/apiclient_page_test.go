@@ -25,7 +25,8 @@ func TestAPIClientStorePageReadsListedFields(t *testing.T) {
 			if i%3 == 2 {
 				env = "production"
 			}
-			c := newCredential(demo.ID, "cred "+strconv.Itoa(i), env, "ecd_"+strconv.Itoa(i)+"_aaaaaaaaaaaaaaaa", "nonce-"+strconv.Itoa(i)+"-aaaaaaaaaaa", now.Add(time.Duration(i)*time.Hour))
+			name := []string{`quote " and back\ slash`, "tab\tnew\nline\x01", "ünïcödé ✓ 😀", "<b>&amp;</b>", "plain"}[i%5] + " " + strconv.Itoa(i)
+			c := newCredential(demo.ID, name, env, "ecd_"+strconv.Itoa(i)+"_aaaaaaaaaaaaaaaa", "nonce-"+strconv.Itoa(i)+"-aaaaaaaaaaa", now.Add(time.Duration(i)*time.Hour))
 			at := now.Add(time.Duration(i) * time.Minute)
 			if i%2 == 0 {
 				c.RotatedAt, c.RotatedByName = &at, "Ada Admin"
@@ -38,6 +39,9 @@ func TestAPIClientStorePageReadsListedFields(t *testing.T) {
 			}
 			if i == 7 {
 				c.RevokedAt, c.RevokedByName = &at, "Ada Admin"
+			}
+			if i == 4 {
+				c.CreatedByName = "Zoë \"Z\" \\ Admin"
 			}
 			if err := s.Create(ctx, c); err != nil {
 				t.Fatal(err)
