@@ -129,9 +129,10 @@ func seedAll(ctx context.Context, work string, reseed bool, logf func(string, ..
 	if s.SSHKeysBig, err = big.sshKeys(ctx, s.AgencyID, loginKey, seedSSHKeysBig); err != nil {
 		return s, fmt.Errorf("seed ssh keys: %w", err)
 	}
-	if err := big.db.Gorm.Exec("ANALYZE").Error; err != nil {
-		return s, err
-	}
+	// No ANALYZE: the console never runs it, so its databases carry no
+	// planner statistics, and with sqlite_stat4 samples SQLite compiles a
+	// statement again on every new binding whose plan the samples could
+	// change (a sixth of a token request's CPU when they were here).
 	if s.AuditEvents, s.AuditCursor, err = auditCursor(ctx, big.db, s.AgencyID); err != nil {
 		return s, err
 	}
@@ -147,9 +148,6 @@ func seedAll(ctx context.Context, work string, reseed bool, logf func(string, ..
 	}
 	if s.SSHKeysSmall, err = small.sshKeys(ctx, smallAgency, loginKey, seedSSHKeysMini); err != nil {
 		return s, fmt.Errorf("seed ssh keys (small): %w", err)
-	}
-	if err := small.db.Gorm.Exec("ANALYZE").Error; err != nil {
-		return s, err
 	}
 	s.SeedSeconds = time.Since(start).Seconds()
 	b, _ := json.MarshalIndent(s, "", "  ")
