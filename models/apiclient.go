@@ -141,6 +141,20 @@ const (
 // with the agency id and the environment: the other fields (the secret's
 // hash and version, the expiry record, ...) stay zero.
 func (s *APIClientStore) Page(ctx context.Context, agencyID int64, environment string, beforeID int64, limit int) ([]APICredential, error) {
+	out := make([]APICredential, 0, limit)
+	err := s.PageInto(ctx, agencyID, environment, beforeID, limit, func() *APICredential {
+		out = append(out, APICredential{})
+		return &out[len(out)-1]
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PageInto is Page reading each row into the zero credential next returns
+// for it, so a caller can read the rows into its own records.
+func (s *APIClientStore) PageInto(ctx context.Context, agencyID int64, environment string, beforeID int64, limit int, next func() *APICredential) error {
 	var q string
 	var args []any
 	switch {
@@ -158,24 +172,23 @@ func (s *APIClientStore) Page(ctx context.Context, agencyID int64, environment s
 	conn := s.db.Conn(ctx)
 	rows, err := conn.Statement.ConnPool.QueryContext(conn.Statement.Context, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("models: api credentials page: %w", classify(err))
+		return fmt.Errorf("models: api credentials page: %w", classify(err))
 	}
 	defer rows.Close()
-	out := make([]APICredential, 0, limit)
 	// The optional times of the page share one allocation.
 	t := newArenaTimeScanners(4, 4*limit)
 	for rows.Next() {
-		out = append(out, APICredential{AgencyID: agencyID, Environment: environment})
-		c := &out[len(out)-1]
+		c := next()
+		c.AgencyID, c.Environment = agencyID, environment
 		t[0].Dst, t[1].Dst, t[2].Dst, t[3].Dst = &c.RotatedAt, &c.ExpiresAt, &c.RevokedAt, &c.LastUsedAt
 		if err := rows.Scan(&c.ID, &c.Name, &c.ClientID, &c.CreatedByName, scanTime(&c.CreatedAt), &t[0], &t[1], &t[2], &t[3]); err != nil {
-			return nil, fmt.Errorf("models: api credentials page: %w", err)
+			return fmt.Errorf("models: api credentials page: %w", err)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("models: api credentials page: %w", classify(err))
+		return fmt.Errorf("models: api credentials page: %w", classify(err))
 	}
-	return out, nil
+	return nil
 }
 
 // authColumns are what authentication reads: naming them instead of

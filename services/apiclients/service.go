@@ -246,15 +246,19 @@ func StatusAt(c models.APICredential, now time.Time) string {
 }
 
 func (s *Service) view(c models.APICredential, p policy.Policy, now time.Time) Credential {
+	out := Credential{APICredential: c}
+	measure(&out, p, now)
+	return out
+}
+
+// measure sets the status and the policy evaluation of a credential.
+func measure(c *Credential, p policy.Policy, now time.Time) {
 	rotated := c.CreatedAt
 	if c.RotatedAt != nil {
 		rotated = *c.RotatedAt
 	}
-	return Credential{
-		APICredential: c,
-		Status:        StatusAt(c, now),
-		Policy:        p.Evaluate(policy.TypeAPICredential, c.CreatedAt, rotated, c.LastUsedAt, now),
-	}
+	c.Status = StatusAt(c.APICredential, now)
+	c.Policy = p.Evaluate(policy.TypeAPICredential, c.CreatedAt, rotated, c.LastUsedAt, now)
 }
 
 // List returns every credential of an agency with its status and policy
@@ -300,16 +304,20 @@ func (s *Service) Policy(ctx context.Context, agencyID int64) (policy.Policy, er
 // PageWith is Page measured against p, the agency's policy as Policy
 // returned it, so a page of several tables reads the policy once.
 func (s *Service) PageWith(ctx context.Context, agencyID int64, p policy.Policy, environment string, beforeID int64, limit int) ([]Credential, bool, error) {
-	rows, err := s.store.Page(ctx, agencyID, environment, beforeID, limit+1)
+	// The rows are read straight into the credentials returned.
+	out := make([]Credential, 0, limit+1)
+	err := s.store.PageInto(ctx, agencyID, environment, beforeID, limit+1, func() *models.APICredential {
+		out = append(out, Credential{})
+		return &out[len(out)-1].APICredential
+	})
 	if err != nil {
 		return nil, false, fmt.Errorf("apiclients: page: %w", err)
 	}
-	more := len(rows) > limit
-	rows = rows[:min(len(rows), limit)]
+	more := len(out) > limit
+	out = out[:min(len(out), limit)]
 	now := s.clock()
-	out := make([]Credential, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, s.view(r, p, now))
+	for i := range out {
+		measure(&out[i], p, now)
 	}
 	return out, more, nil
 }
