@@ -175,8 +175,9 @@ func (s *APIClientStore) PageInto(ctx context.Context, agencyID int64, environme
 		return fmt.Errorf("models: api credentials page: %w", classify(err))
 	}
 	defer rows.Close()
-	// The optional times of the page share one allocation.
-	t := newArenaTimeScanners(4, 4*limit)
+	// The optional times of the page share one allocation (room for two a
+	// row; more take one each).
+	t := newArenaTimeScanners(4, 2*limit)
 	for rows.Next() {
 		c := next()
 		c.AgencyID, c.Environment = agencyID, environment

@@ -55,7 +55,9 @@ func (s nullTimeScanner) Scan(src any) error {
 		*s.dst = nil
 		return nil
 	}
-	*s.dst = &t
+	v := new(time.Time)
+	*v = t
+	*s.dst = v
 	return nil
 }
 
@@ -89,7 +91,9 @@ func (s *arenaTimeScanner) Scan(src any) error {
 		*s.arena = append(*s.arena, t)
 		*s.Dst = &(*s.arena)[len(*s.arena)-1]
 	default:
-		*s.Dst = &t
+		v := new(time.Time)
+		*v = t
+		*s.Dst = v
 	}
 	return nil
 }
