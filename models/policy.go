@@ -2,10 +2,13 @@ package models
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
@@ -48,13 +51,30 @@ type PolicyStore struct{ db *DB }
 func NewPolicyStore(db *DB) *PolicyStore { return &PolicyStore{db: db} }
 
 // Get returns an agency's stored policy, or ErrNotFound when it has none.
+//
+// Most pages read the policy; the row is scanned straight into its fields,
+// without GORM's statement building and reflection (and the error value
+// GORM builds for the common case of an agency on the defaults).
 func (s *PolicyStore) Get(ctx context.Context, agencyID int64) (AgencyPolicy, error) {
+	q := policyGetSQL
+	if s.db.Dialect == Postgres {
+		q = strings.Replace(q, "?", "$1", 1)
+	}
+	conn := s.db.Conn(ctx)
 	var p AgencyPolicy
-	if err := s.db.Conn(ctx).Where("agency_id = ?", agencyID).Take(&p).Error; err != nil {
+	err := conn.Statement.ConnPool.QueryRowContext(conn.Statement.Context, q, agencyID).Scan(&p.AgencyID, &p.APICredentialMaxAgeDays, &p.SSHKeyMaxAgeDays,
+		&p.WebhookSecretMaxAgeDays, &p.DueSoonDays, &p.UnusedDays, &p.MinRSABits, &p.IdPWarningDays, &p.UpdatedByUserID, &p.CreatedAt, &p.UpdatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = gorm.ErrRecordNotFound
+	}
+	if err != nil {
 		return AgencyPolicy{}, fmt.Errorf("models: policy of agency %d: %w", agencyID, classify(err))
 	}
 	return p, nil
 }
+
+const policyGetSQL = "SELECT agency_id, api_credential_max_age_days, ssh_key_max_age_days, webhook_secret_max_age_days, due_soon_days, unused_days, " +
+	"min_rsa_bits, idp_warning_days, updated_by_user_id, created_at, updated_at FROM agency_policies WHERE agency_id = ?"
 
 // GetForUpdate returns an agency's stored policy locked for the rest of the
 // transaction in ctx (PostgreSQL; SQLite has one writer), or ErrNotFound.
