@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gorilla/securecookie"
-
 	"keyconsole/models"
 	"keyconsole/models/modelstest"
 	"keyconsole/services/audit"
@@ -30,7 +28,7 @@ func TestAgencyScopeFollowsTheSessionsRoles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cookie, err := securecookie.EncodeMulti(st.web.jar.sessionName, map[any]any{"t": token}, st.web.jar.store.Codecs...)
+		cookie, err := st.web.jar.encodeSessionToken(token)
 		if err != nil {
 			t.Fatal(err)
 		}

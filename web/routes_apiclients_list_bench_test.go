@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/securecookie"
-
 	"keyconsole/models"
 	"keyconsole/models/modelstest"
 	"keyconsole/services/policy"
@@ -76,7 +74,7 @@ func BenchmarkAPICredentialListPage(b *testing.B) {
 	pols := policy.NewService(db, models.NewPolicyStore(db), nil, nil)
 	st := newACStack(b, db, acOptions{Policies: pols})
 	seedListCredentials(b, st, 10_000)
-	cookie, err := securecookie.EncodeMulti(st.web.jar.sessionName, map[any]any{"t": st.sessions["demo-admins"]}, st.web.jar.store.Codecs...)
+	cookie, err := st.web.jar.encodeSessionToken(st.sessions["demo-admins"])
 	if err != nil {
 		b.Fatal(err)
 	}

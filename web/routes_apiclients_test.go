@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/gorilla/securecookie"
 	"github.com/labstack/echo/v4"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -208,7 +207,7 @@ func newACStack(t testing.TB, db *models.DB, opts acOptions) acStack {
 // client returns an HTTP client carrying the user's session cookie.
 func (st acStack) client(t testing.TB, user string) *http.Client {
 	t.Helper()
-	v, err := securecookie.EncodeMulti(st.web.jar.sessionName, map[any]any{"t": st.sessions[user]}, st.web.jar.store.Codecs...)
+	v, err := st.web.jar.encodeSessionToken(st.sessions[user])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/securecookie"
 	"github.com/labstack/echo/v4"
 
 	"keyconsole/handlers"
@@ -116,7 +115,7 @@ func newAuditStack(t *testing.T, db *models.DB) auditStack {
 // the server's own cookie codecs.
 func (st auditStack) client(t *testing.T, user string) *http.Client {
 	t.Helper()
-	v, err := securecookie.EncodeMulti(st.web.jar.sessionName, map[any]any{"t": st.tokens[user]}, st.web.jar.store.Codecs...)
+	v, err := st.web.jar.encodeSessionToken(st.tokens[user])
 	if err != nil {
 		t.Fatal(err)
 	}

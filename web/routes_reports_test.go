@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/securecookie"
 	"github.com/labstack/echo/v4"
 
 	"keyconsole/handlers"
@@ -98,7 +97,7 @@ func newReportsStack(t *testing.T, db *models.DB) reportsStack {
 // client returns an HTTP client carrying the user's session cookie.
 func (st reportsStack) client(t *testing.T, user string) *http.Client {
 	t.Helper()
-	v, err := securecookie.EncodeMulti(st.web.jar.sessionName, map[any]any{"t": st.tokens[user]}, st.web.jar.store.Codecs...)
+	v, err := st.web.jar.encodeSessionToken(st.tokens[user])
 	if err != nil {
 		t.Fatal(err)
 	}
