@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -47,6 +48,34 @@ func startPinned(name, cpus string, env []string, logPath string, argv ...string
 }
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// clockTick is the kernel's USER_HZ, the unit of /proc/PID/stat times: 100
+// on Linux for every architecture the suite runs on.
+const clockTick = 10 * time.Millisecond
+
+// cpuTime returns the process's CPU time so far (user and system, all
+// threads), from /proc/PID/stat, with the kernel's 10 ms resolution.
+func (p *proc) cpuTime() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid()))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces: count fields after ")".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("%s: unreadable /proc stat", p.name)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("%s: short /proc stat", p.name)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("%s: unreadable /proc stat times", p.name)
+	}
+	return time.Duration(utime+stime) * clockTick, nil
+}
 
 func (p *proc) exited() bool {
 	select {

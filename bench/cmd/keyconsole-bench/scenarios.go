@@ -93,7 +93,7 @@ func (s *suite) tokenScenario(ctx context.Context) error {
 		return err
 	}
 	within, err := s.serverWindow(ctx, "/oauth/token", "0.01", func() error {
-		base, tok, err = s.tokenRuns(ctx, "token", bl, tl)
+		base, tok, err = s.tokenRuns(ctx, "token", bp, s.big.proc, bl, tl)
 		return err
 	})
 	if err != nil {
@@ -125,7 +125,8 @@ func (s *suite) tokenScenario(ctx context.Context) error {
 	reused := int64(reusedAfter - reusedBefore)
 	detail := fmt.Sprintf("%d-byte JSON body; the server's own count (/metrics) shows %d tokens issued for the %d answered requests (the rest were in flight when a run ended), "+
 		"%d of them (%.1f%%) the same token again within the reuse window (KEYCONSOLE_TOKEN_REUSE, default 1 minute: each of the %d seeded credentials asks again every few seconds here); "+
-		"by the server's request-duration histogram %.1f%% of token requests took under 10 ms in the handler chain", len(body), issued, total, reused, 100*float64(reused)/float64(max(issued, 1)), s.seed.Credentials, 100*within)
+		"by the server's request-duration histogram %.1f%% of token requests took under 10 ms in the handler chain; %s",
+		len(body), issued, total, reused, 100*float64(reused)/float64(max(issued, 1)), s.seed.Credentials, 100*within, cpuNote(tok, base))
 	s.add(row{ID: "token_throughput", What: "token endpoint, 64 keep-alive connections: throughput", Baseline: "bare Echo handler, fixed JSON body of the same size",
 		BaselineFig: statOf(mapf(base, wrkResult.RPS)).fmt("%.0f req/s"), MeasuredFig: statOf(mapf(tok, wrkResult.RPS)).fmt("%.0f req/s"),
 		Figure: statOf(ratio), FigureFmt: "%.3f", Unit: "ratio", Target: ">= 0.25 of baseline", Met: statOf(ratio).Median >= 0.25, Detail: detail})
@@ -133,13 +134,13 @@ func (s *suite) tokenScenario(ctx context.Context) error {
 	s.add(row{ID: "token_p99", What: "token endpoint, 64 keep-alive connections: p99 latency", Baseline: "bare Echo handler p99",
 		BaselineFig: statOf(mapf(base, func(r wrkResult) float64 { return ms(r.P99US) })).fmt("%.2f ms"), MeasuredFig: p99.fmt("%.2f ms"),
 		Figure: p99, FigureFmt: "%.2f", Unit: "ms", Target: "< 20 ms", Met: p99.Median < 20})
-	return s.freshTokenScenario(ctx, bl, tl)
+	return s.freshTokenScenario(ctx, bp, bl, tl)
 }
 
 // freshTokenScenario measures, for context, the token endpoint signing
 // every token (KEYCONSOLE_TOKEN_REUSE=0) in a second console on the same
 // database, against the same baseline.
-func (s *suite) freshTokenScenario(ctx context.Context, bl, tl load) error {
+func (s *suite) freshTokenScenario(ctx context.Context, bp *proc, bl, tl load) error {
 	c, _, err := startConsole(ctx, s.o, "console-big-fresh", s.seed.BigDir, false, s.issuer, time.Minute, map[string]string{"KEYCONSOLE_TOKEN_REUSE": "0"})
 	if err != nil {
 		return err
@@ -149,7 +150,7 @@ func (s *suite) freshTokenScenario(ctx context.Context, bl, tl load) error {
 	if err := s.warm(ctx, bl, tl); err != nil {
 		return err
 	}
-	base, tok, err := s.tokenRuns(ctx, "fresh-token", bl, tl)
+	base, tok, err := s.tokenRuns(ctx, "fresh-token", bp, c.proc, bl, tl)
 	if err != nil {
 		return err
 	}
@@ -161,29 +162,56 @@ func (s *suite) freshTokenScenario(ctx context.Context, bl, tl load) error {
 	s.add(row{ID: "token_throughput_fresh", What: "token endpoint, every token signed anew (KEYCONSOLE_TOKEN_REUSE=0), 64 keep-alive connections: throughput", Baseline: "bare Echo handler, fixed JSON body of the same size",
 		BaselineFig: statOf(mapf(base, wrkResult.RPS)).fmt("%.0f req/s"), MeasuredFig: statOf(mapf(tok, wrkResult.RPS)).fmt("%.0f req/s"),
 		Figure: statOf(ratio), FigureFmt: "%.3f", Unit: "ratio", Info: true,
-		Detail: fmt.Sprintf("p99 %s; every request pays an ES256 signature", p99.fmt("%.2f ms"))})
+		Detail: fmt.Sprintf("p99 %s; every request pays an ES256 signature; %s", p99.fmt("%.2f ms"), cpuNote(tok, base))})
 	return nil
 }
 
-// tokenRuns measures the token load tl and the baseline load bl in
-// alternating pairs.
-func (s *suite) tokenRuns(ctx context.Context, name string, bl, tl load) (base, tok []wrkResult, err error) {
+// tokenRuns measures the token load tl on the server tp and the baseline
+// load bl on bp in alternating pairs, with each server's CPU time.
+func (s *suite) tokenRuns(ctx context.Context, name string, bp, tp *proc, bl, tl load) (base, tok []wrkResult, err error) {
 	for i := range s.o.Runs {
 		err := alternate(i, func() error {
-			r, err := runWrk(ctx, s.o, bl)
+			r, err := runOn(ctx, s.o, bp, bl)
 			base = append(base, r)
 			return err
 		}, func() error {
-			r, err := runWrk(ctx, s.o, tl)
+			r, err := runOn(ctx, s.o, tp, tl)
 			tok = append(tok, r)
 			return err
 		})
 		if err != nil {
 			return nil, nil, err
 		}
-		s.logf("  %s run %d: %.0f req/s (p99 %.1f ms) vs baseline %.0f req/s", name, i+1, tok[i].RPS(), ms(tok[i].P99US), base[i].RPS())
+		s.logf("  %s run %d: %.0f req/s (p99 %.1f ms, %.0f µs CPU each) vs baseline %.0f req/s (%.0f µs CPU each)", name, i+1,
+			tok[i].RPS(), ms(tok[i].P99US), tok[i].CPUPerRequestUS(), base[i].RPS(), base[i].CPUPerRequestUS())
 	}
 	return base, tok, nil
+}
+
+// cpuNote describes the servers' CPU time per request in runs m and their
+// baselines b.
+func cpuNote(m, b []wrkResult) string {
+	return fmt.Sprintf("server CPU time per request (from /proc, 10 ms resolution over each run): %s vs the baseline's %s",
+		statOf(mapf(m, wrkResult.CPUPerRequestUS)).fmt("%.0f µs"), statOf(mapf(b, wrkResult.CPUPerRequestUS)).fmt("%.1f µs"))
+}
+
+// runOn runs the load l against the server p and records the CPU time p
+// spent meanwhile.
+func runOn(ctx context.Context, o options, p *proc, l load) (wrkResult, error) {
+	before, err := p.cpuTime()
+	if err != nil {
+		return wrkResult{}, err
+	}
+	r, err := runWrk(ctx, o, l)
+	if err != nil {
+		return r, err
+	}
+	after, err := p.cpuTime()
+	if err != nil {
+		return r, err
+	}
+	r.ServerCPUUS = float64((after - before).Microseconds())
+	return r, nil
 }
 
 // profile writes a CPU profile of the big console taken while l runs for
@@ -297,18 +325,19 @@ func (s *suite) listScenario(ctx context.Context) error {
 	within, err := s.serverWindow(ctx, "/a/:agency/api-credentials", "0.01", func() error {
 		for i := range s.o.Runs {
 			err := alternate(i, func() error {
-				r, err := runWrk(ctx, s.o, bl)
+				r, err := runOn(ctx, s.o, bp, bl)
 				base = append(base, r)
 				return err
 			}, func() error {
-				r, err := runWrk(ctx, s.o, ll)
+				r, err := runOn(ctx, s.o, s.big.proc, ll)
 				list = append(list, r)
 				return err
 			})
 			if err != nil {
 				return err
 			}
-			s.logf("  list run %d: %.0f req/s, p99 %.2f ms vs baseline %.0f req/s, p99 %.2f ms", i+1, list[i].RPS(), ms(list[i].P99US), base[i].RPS(), ms(base[i].P99US))
+			s.logf("  list run %d: %.0f req/s, p99 %.2f ms, %.0f µs CPU each vs baseline %.0f req/s, p99 %.2f ms, %.0f µs CPU each", i+1,
+				list[i].RPS(), ms(list[i].P99US), list[i].CPUPerRequestUS(), base[i].RPS(), ms(base[i].P99US), base[i].CPUPerRequestUS())
 		}
 		return nil
 	})
@@ -323,8 +352,8 @@ func (s *suite) listScenario(ctx context.Context) error {
 		BaselineFig: statOf(mapf(base, func(r wrkResult) float64 { return ms(r.P99US) })).fmt("%.2f ms"), MeasuredFig: p99.fmt("%.2f ms"),
 		Figure: p99, FigureFmt: "%.2f", Unit: "ms", Target: "< 10 ms", Met: p99.Median < 10,
 		Detail: fmt.Sprintf("page of %d bytes linking %d credentials, %s for one request alone (3 requests); throughput %s vs baseline %s; "+
-			"by the server's request-duration histogram %.1f%% of page requests took under 10 ms in the handler chain (wrk's latency adds the time a request waits for the CPU)",
-			len(page), rows, statOf(single).fmt("%.2f ms"), statOf(mapf(list, wrkResult.RPS)).fmt("%.0f req/s"), statOf(mapf(base, wrkResult.RPS)).fmt("%.0f req/s"), 100*within)})
+			"by the server's request-duration histogram %.1f%% of page requests took under 10 ms in the handler chain (wrk's latency adds the time a request waits for the CPU); %s",
+			len(page), rows, statOf(single).fmt("%.2f ms"), statOf(mapf(list, wrkResult.RPS)).fmt("%.0f req/s"), statOf(mapf(base, wrkResult.RPS)).fmt("%.0f req/s"), 100*within, cpuNote(list, base))})
 	return nil
 }
 

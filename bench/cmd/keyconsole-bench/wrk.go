@@ -32,6 +32,17 @@ type wrkResult struct {
 	P90US         int64   `json:"p90_us"`
 	P99US         int64   `json:"p99_us"`
 	MaxUS         int64   `json:"max_us"`
+	// ServerCPUUS is the CPU time (user and system) the measured server
+	// spent during the run, from /proc; 0 when not measured.
+	ServerCPUUS float64 `json:"server_cpu_us,omitempty"`
+}
+
+// CPUPerRequestUS is the server's CPU time per answered request in µs.
+func (r wrkResult) CPUPerRequestUS() float64 {
+	if r.Requests == 0 {
+		return 0
+	}
+	return r.ServerCPUUS / float64(r.Requests)
 }
 
 // RPS is the throughput in requests per second.
