@@ -74,6 +74,14 @@ func ParseDatabaseURL(raw string) (Dialect, string, error) {
 }
 
 // Open connects to the database named by cfg. It does not migrate.
+//
+// SQLite is pure Go: modernc.org/sqlite through the libtnb/sqlite GORM
+// dialector, in WAL mode with a busy timeout and one writer at a time.
+// The glebarez/sqlite dialector runs on glebarez/go-sqlite, a fork of the
+// same engine that compiles every statement again on each execution (up to
+// v1.23) and cannot be loaded beside modernc.org/sqlite (both register the
+// "sqlite" driver); this one keeps statements compiled, which the token
+// endpoint and every page measurably need (bench/changes.md).
 func Open(ctx context.Context, cfg DBConfig) (*DB, error) {
 	dialect, dsn, err := ParseDatabaseURL(cfg.URL)
 	if err != nil {
