@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -147,5 +148,26 @@ func TestNewIssuerRefusesLongReuse(t *testing.T) {
 	}
 	if _, err := NewIssuer(IssuerConfig{Issuer: testIssuerURL, Audience: testAudience, Reuse: DefaultLifetime / 10}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestIssuerNeverPrintsKeptTokensOrKeys(t *testing.T) {
+	clock := &testClock{now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+	iss := newReusingIssuer(t, clock, time.Minute)
+	tok, _, _, _, err := iss.IssueReusable("7/1", Claims{ClientID: "ecd_stg_aaaaaaaaaaaaaaaaaaaa", Environment: EnvStaging})
+	if err != nil {
+		t.Fatal(err)
+	}
+	active, _ := iss.Keys()
+	sig := tok[strings.LastIndexByte(tok, '.')+1:]
+	holder := struct{ I *Issuer }{iss}
+	for _, v := range []any{iss, holder, &holder} {
+		out := sprintAll(v) + slogAll(t, v)
+		if strings.Contains(out, sig) || strings.Contains(out, active.Private.D.Text(16)) || strings.Contains(out, active.Private.D.String()) {
+			t.Fatalf("output shows a kept token or the private key: %s", out)
+		}
+	}
+	if out := iss.String(); !strings.Contains(out, active.KID) || !strings.Contains(out, testIssuerURL) {
+		t.Fatalf("description lacks the issuer or kid: %s", out)
 	}
 }

@@ -296,6 +296,24 @@ type reusable struct {
 	expiresAt time.Time
 }
 
+// String describes the issuer by its identifier and active key's KID; it
+// never prints the keys' private parts or the tokens kept for reuse.
+func (i *Issuer) String() string {
+	i.mu.RLock()
+	kid := i.active.KID
+	i.mu.RUnlock()
+	return "oauth.Issuer{iss:" + i.issuer + " kid:" + kid + " tokens:" + redacted + "}"
+}
+
+// GoString is String.
+func (i *Issuer) GoString() string { return i.String() }
+
+// Format writes String for every verb.
+func (i *Issuer) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(i.String())) }
+
+// LogValue logs String.
+func (i *Issuer) LogValue() slog.Value { return slog.StringValue(i.String()) }
+
 // NewIssuer returns an Issuer for cfg, with no keys yet.
 func NewIssuer(cfg IssuerConfig) (*Issuer, error) {
 	if cfg.Issuer == "" {
