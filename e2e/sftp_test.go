@@ -851,14 +851,15 @@ func TestAuthorizedKeysRunsNoMigrations(t *testing.T) {
 // TestAuthorizedKeysCommandWithSSHD runs a real OpenSSH sshd on 127.0.0.1
 // whose only source of keys is `keyconsole authorized-keys %u`, for a
 // throwaway system user named like the SFTP account. It needs root (to run
-// sshd and add the user) and /usr/sbin/sshd (Debian openssh-server).
+// sshd and add the user; scripts/test-deps.sh says so when it is not) and
+// /usr/sbin/sshd (Debian openssh-server, which scripts/test-deps.sh installs).
 func TestAuthorizedKeysCommandWithSSHD(t *testing.T) {
 	const sshd = "/usr/sbin/sshd"
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run sshd and add a system user")
 	}
 	if _, err := os.Stat(sshd); err != nil {
-		t.Skipf("needs %s (Debian package openssh-server): %v", sshd, err)
+		t.Fatalf("%s is required (Debian package openssh-server; `make test` installs it): %v", sshd, err)
 	}
 	for _, tool := range []string{"useradd", "userdel", "ssh-keygen", "sftp"} {
 		if _, err := exec.LookPath(tool); err != nil {
