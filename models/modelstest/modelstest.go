@@ -1,21 +1,28 @@
 // Package modelstest opens real, freshly migrated databases for tests: a
 // SQLite file in the test's temporary directory and a PostgreSQL database
-// created for the test and dropped after it.
+// created for the test and dropped after it. PostgreSQL databases are cloned
+// (CREATE DATABASE … TEMPLATE, through pgtestdb) from a template migrated
+// once per schema history, so a test pays for a copy, not for the migrations.
 package modelstest
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver for creating test databases.
+	"github.com/peterldowns/pgtestdb"
 
+	"keyconsole/migrations"
 	"keyconsole/models"
 )
 
@@ -45,6 +52,14 @@ func Each(t *testing.T, fn func(t *testing.T, db *models.DB)) {
 // removed when the test ends.
 func Open(t testing.TB, d models.Dialect) *models.DB {
 	t.Helper()
+	if d == models.Postgres {
+		db, err := models.Open(context.Background(), models.DBConfig{URL: MigratedURL(t)})
+		if err != nil {
+			t.Fatalf("open %s: %v", d, err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		return db
+	}
 	url := NewURL(t, d)
 	db, err := models.Open(context.Background(), models.DBConfig{URL: url})
 	if err != nil {
@@ -55,6 +70,67 @@ func Open(t testing.TB, d models.Dialect) *models.DB {
 		t.Fatalf("migrate %s: %v", d, err)
 	}
 	return db
+}
+
+// MigratedURL returns the URL of a fresh PostgreSQL database that already
+// holds the whole schema, cloned from the template of the current migration
+// history and dropped when the test ends (kept for inspection if it failed).
+func MigratedURL(t testing.TB) string {
+	t.Helper()
+	u, err := url.Parse(PostgresAdminURL())
+	if err != nil {
+		t.Fatalf("modelstest: %s: %v", PostgresAdminURL(), err)
+	}
+	pw, _ := u.User.Password()
+	conf := pgtestdb.Config{
+		DriverName: "pgx",
+		Host:       u.Hostname(),
+		Port:       u.Port(),
+		User:       u.User.Username(),
+		Password:   pw,
+		Database:   strings.TrimPrefix(u.Path, "/"),
+		Options:    u.RawQuery,
+		// The tests connect as the administrative role itself: some create
+		// roles and grants of their own.
+		TestRole:                  &pgtestdb.Role{Username: u.User.Username(), Password: pw},
+		ForceTerminateConnections: true,
+	}
+	if conf.Port == "" {
+		conf.Port = "5432"
+	}
+	return pgtestdb.Custom(t, conf, schemaMigrator{}).URL()
+}
+
+// schemaMigrator builds the template with the product's own migrations; its
+// hash is that of the embedded PostgreSQL schema history, so a new migration
+// makes a new template.
+type schemaMigrator struct{}
+
+func (schemaMigrator) Hash() (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(migrations.Postgres, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(migrations.Postgres, path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", path, len(b))
+		h.Write(b)
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))[:16], err
+}
+
+func (schemaMigrator) Migrate(ctx context.Context, _ *sql.DB, conf pgtestdb.Config) error {
+	db, err := models.Open(ctx, models.DBConfig{URL: conf.URL()})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.Migrate(ctx)
+	return err
 }
 
 // NewURL creates an empty database and returns its URL (for tests that run
