@@ -24,7 +24,8 @@ type Policy struct {
 	IdPWarningDays int
 }
 
-// Default is the policy of an agency that has not set its own (PRODUCT.md §5).
+// Default is the policy of an agency that has not set its own: rotate API
+// credentials every 90 days, SSH keys every 365 and webhook secrets every 180.
 func Default() Policy {
 	return Policy{
 		MaxAgeDays:     map[string]int{TypeAPICredential: 90, TypeSSHKey: 365, TypeWebhookSecret: 180},
