@@ -15,10 +15,20 @@ import (
 )
 
 // csrfGuard is a signed double-submit token (OWASP): a random value in an
-// HttpOnly cookie and, in every form, its HMAC under a server key. Echo's own
-// CSRF middleware lets a same-origin request through without any token when
-// the browser sends Sec-Fetch-Site, which would not refuse a token-less POST
-// made with a stolen session; this guard always requires the token.
+// HttpOnly cookie and, in every form, an HMAC under a server key over that
+// value and the session id. Echo's own CSRF middleware lets a same-origin
+// request through without any token when the browser sends Sec-Fetch-Site,
+// which would not refuse a token-less POST made with a stolen session; this
+// guard always requires the token.
+//
+// The token is read from the form body or the X-CSRF-Token header only,
+// never from the query string, where it would end up in logs, history and
+// Referer headers. Binding it to the session id means a token leaked from one
+// session (or a CSRF cookie planted in a shared browser) is worth nothing in
+// another. Forms shown before sign-in (the sign-in page, the development
+// IdP's page) carry the token of "no session"; sign-in makes a new session id
+// and so a new token, which the next page renders. The guard runs after
+// loadSession so that it binds to the session the request really has.
 type csrfGuard struct {
 	key     []byte
 	jar     *cookieJar
@@ -26,9 +36,12 @@ type csrfGuard struct {
 	skipper func(echo.Context) bool
 }
 
-func (g *csrfGuard) tokenFor(cookieValue string) string {
+// tokenFor is the token of a CSRF cookie value within a session ("" before
+// sign-in). The cookie value is fixed-length base64url and comes last, so
+// the message is unambiguous.
+func (g *csrfGuard) tokenFor(sessionID, cookieValue string) string {
 	m := hmac.New(sha256.New, g.key)
-	m.Write([]byte("csrf:" + cookieValue))
+	m.Write([]byte("csrf:" + sessionID + ":" + cookieValue))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
@@ -49,7 +62,11 @@ func (g *csrfGuard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			value = base64.RawURLEncoding.EncodeToString(b)
 			c.SetCookie(&http.Cookie{Name: g.jar.csrfName, Value: value, Path: "/", HttpOnly: true, Secure: g.jar.secure, SameSite: http.SameSiteLaxMode})
 		}
-		expected := g.tokenFor(value)
+		sessionID := ""
+		if p, ok := handlers.PrincipalOf(c); ok {
+			sessionID = p.SessionID
+		}
+		expected := g.tokenFor(sessionID, value)
 		handlers.SetCSRF(c, expected)
 		switch c.Request().Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
@@ -60,9 +77,15 @@ func (g *csrfGuard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		got := c.Request().Header.Get("X-CSRF-Token")
 		if got == "" {
-			got = c.FormValue("_csrf")
+			got = c.Request().PostFormValue("_csrf")
 		}
 		if got == "" || !hmac.Equal([]byte(got), []byte(expected)) {
+			// A form of a session that has just ended (idle, expired,
+			// disabled) is refused as such: the user is told to sign in
+			// again, not that the form looks forged.
+			if err, ok := c.Get(timedOutKey).(error); ok && err != nil {
+				return echo.NewHTTPError(http.StatusUnauthorized, "sign in required")
+			}
 			return echo.NewHTTPError(http.StatusForbidden, "csrf token missing or invalid")
 		}
 		return next(c)

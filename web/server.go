@@ -106,8 +106,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	guard := &csrfGuard{key: csrfKey, jar: jar, origin: cfg.BaseURL, skipper: func(c echo.Context) bool {
 		return noCSRF(c.Request().URL.Path)
 	}}
-	e.Use(guard.middleware)
+	// The session first: the CSRF token is bound to its id.
 	e.Use(s.loadSession)
+	e.Use(guard.middleware)
 
 	s.routes(e)
 	// The route table at debug level lets tests prove every route is covered.
