@@ -5,6 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
+	"fmt"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -75,9 +79,12 @@ func (g *csrfGuard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		if o := c.Request().Header.Get("Origin"); o != "" && o != "null" && !sameOrigin(o, g.origin) {
 			return echo.NewHTTPError(http.StatusForbidden, "cross-origin request refused")
 		}
+		if err := readForm(c.Request()); err != nil {
+			return err
+		}
 		got := c.Request().Header.Get("X-CSRF-Token")
 		if got == "" {
-			got = c.Request().PostFormValue("_csrf")
+			got = c.Request().PostForm.Get("_csrf")
 		}
 		if got == "" || !hmac.Equal([]byte(got), []byte(expected)) {
 			// A form of a session that has just ended (idle, expired,
@@ -91,6 +98,35 @@ func (g *csrfGuard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		return next(c)
 	}
 }
+
+// errFormUnreadable is a body that does not parse as a form: malformed, or
+// with more fields than net/url accepts (10,000) or more parts than
+// mime/multipart does. It is answered 400 with a plain message, never as a
+// CSRF refusal, which would send the user hunting for a forgery.
+var errFormUnreadable = errors.New("web: form could not be read")
+
+// readForm parses the request's form body once, for the guard and the
+// handler after it, and says why it cannot be read.
+func readForm(r *http.Request) error {
+	err := r.ParseForm()
+	if err == nil {
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); mt == echo.MIMEMultipartForm {
+			err = r.ParseMultipartForm(multipartMemory)
+		}
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &tooLarge), errors.Is(err, multipart.ErrMessageTooLarge):
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "request body too large")
+	default:
+		return fmt.Errorf("%w: %w", errFormUnreadable, err)
+	}
+}
+
+// multipartMemory is what Echo's FormFile uses; the body limit is lower.
+const multipartMemory = 32 << 20
 
 func sameOrigin(a, b string) bool {
 	ua, err1 := url.Parse(a)

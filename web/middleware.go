@@ -173,12 +173,14 @@ func reasonParam(err error) string {
 	return ""
 }
 
-// requireOperator admits platform operators only.
+// requireOperator admits platform operators only. Anyone else gets the
+// missing page's 404, like every other refusal: the console does not say
+// which pages exist for roles the caller does not have.
 func requireOperator(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		p, ok := handlers.PrincipalOf(c)
 		if !ok || !p.IsOperator() {
-			return echo.NewHTTPError(http.StatusForbidden, "platform operators only")
+			return echo.NewHTTPError(http.StatusNotFound, "not found")
 		}
 		return next(c)
 	}

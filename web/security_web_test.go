@@ -1,11 +1,13 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"html"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -392,6 +394,17 @@ func TestFinding11_CSRFTokenOnlyFromTheBodyOrAHeader(t *testing.T) {
 	if r := postForm(t, admin, base+"/switch-agency", url.Values{"agency": {"demo-county"}}, http.Header{"X-Csrf-Token": {token}}); r.status != http.StatusSeeOther {
 		t.Errorf("token in the X-CSRF-Token header: %d, want 303", r.status)
 	}
+	// A multipart form (the SSH key upload) carries it in its body too.
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	_ = w.WriteField("_csrf", token)
+	_ = w.WriteField("agency", "demo-county")
+	_ = w.Close()
+	req, _ := http.NewRequest(http.MethodPost, base+"/switch-agency", &body)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	if r := acDo(t, admin, req); r.status != http.StatusSeeOther {
+		t.Errorf("token in a multipart body: %d, want 303", r.status)
+	}
 }
 
 func TestFinding11_CSRFTokenBoundToTheSession(t *testing.T) {
@@ -573,7 +586,7 @@ func TestFinding14_AuthenticatedResponsesAreNotStored(t *testing.T) {
 func manyFields(token string, n int) string {
 	var b strings.Builder
 	b.WriteString("_csrf=" + url.QueryEscape(token) + "&name=Rogue+County&slug=rogue-county")
-	for i := 3; i <= n; i++ {
+	for i := 4; i <= n; i++ {
 		b.WriteString("&f" + strconv.Itoa(i) + "=x")
 	}
 	return b.String()
@@ -603,10 +616,18 @@ func TestFinding15_TooManyFormFieldsIsNotACSRFRefusal(t *testing.T) {
 	if _, err := st.agencies.BySlug(context.Background(), "rogue-county"); err == nil {
 		t.Error("the refused form created an agency")
 	}
+	// A body over the limit without a declared length is too large, not
+	// forged either.
+	big := manyFields(token, 3) + "&pad=" + strings.Repeat("x", 2<<20)
+	req, _ = http.NewRequest(http.MethodPost, base+"/operator/agencies", io.MultiReader(strings.NewReader(big)))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if r := acDo(t, op, req); r.status != http.StatusRequestEntityTooLarge || strings.Contains(r.body, "Not allowed") {
+		t.Errorf("a 2 MB chunked form: %d, want 413", r.status)
+	}
 
 	// 10,000 fields are within the limit (one padding field makes way for
 	// the agency).
-	req, _ = http.NewRequest(http.MethodPost, base+"/switch-agency", strings.NewReader(strings.Replace(manyFields(token, 10000), "&f3=x", "&agency=demo-county", 1)))
+	req, _ = http.NewRequest(http.MethodPost, base+"/switch-agency", strings.NewReader(strings.Replace(manyFields(token, 10000), "&f4=x", "&agency=demo-county", 1)))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if r := acDo(t, op, req); r.status != http.StatusSeeOther {
 		t.Errorf("10,000 fields: %d, want 303", r.status)
