@@ -118,7 +118,10 @@ func bodyLimit(n int64) echo.MiddlewareFunc {
 const timedOutKey = "kc.timed_out"
 
 // loadSession resolves the session cookie into a principal on every request,
-// so sign-out, timeouts and disabled users take effect at once.
+// so sign-out, timeouts and disabled users take effect at once. Every answer
+// to a signed-in request is Cache-Control: no-store, whatever the handler,
+// so that after sign-out the browser's Back button (or the next user of a
+// shared computer) finds no page of the session in the cache.
 func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if noCSRF(c.Request().URL.Path) || len(c.Request().URL.Path) > 7 && c.Request().URL.Path[:8] == "/static/" {
@@ -132,6 +135,7 @@ func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 		switch {
 		case err == nil:
 			handlers.SetPrincipal(c, p)
+			c.Response().Header().Set("Cache-Control", "no-store")
 		case errors.Is(err, auth.ErrIdle), errors.Is(err, auth.ErrExpired), errors.Is(err, auth.ErrDisabled):
 			s.jar.clear(c, s.jar.sessionName)
 			c.Set(timedOutKey, err)
