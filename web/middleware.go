@@ -86,10 +86,10 @@ func (s *Server) accessLog() echo.MiddlewareFunc {
 	}
 }
 
-// The policy of every page. form-action is completed per request by
-// formAction: a form may post only to the console, and the redirects that
-// follow a form (sign-in, re-authentication, sign-out) may go only to the
-// configured providers' own endpoints, never to any http: or https: origin.
+// The policy of every page; contentSecurityPolicy completes form-action per
+// request. A form may post only to the console, and the redirects that follow
+// a form (sign-in, re-authentication, sign-out) may go only to the configured
+// providers' own endpoints, never to any http: or https: origin.
 const (
 	cspBefore = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'self'"
 	cspAfter  = "; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
