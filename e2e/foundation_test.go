@@ -354,11 +354,11 @@ func TestOperatorPagesAreForOperatorsOnly(t *testing.T) {
 			t.Fatalf("reviewer sign-in: status %d on %s", st, b.Location())
 		}
 		token := b.Value(`input[name="_csrf"]`)
-		if st := b.Open("/operator/agencies"); st != http.StatusForbidden {
-			t.Errorf("reviewer opening /operator/agencies got %d, want 403", st)
+		if st := b.Open("/operator/agencies"); st != http.StatusNotFound {
+			t.Errorf("reviewer opening /operator/agencies got %d, want 404", st)
 		}
-		if got := b.Text("main h1"); got != "Not allowed" {
-			t.Errorf("reviewer's refusal heading = %q, want Not allowed", got)
+		if got := b.Text("main h1"); got != "Page not found" {
+			t.Errorf("reviewer's refusal heading = %q, want Page not found", got)
 		}
 		if b.Has("#agency-table") {
 			t.Error("reviewer sees the agency table")
@@ -368,8 +368,8 @@ func TestOperatorPagesAreForOperatorsOnly(t *testing.T) {
 		cl := c.Client()
 		cl.SetCookies(b.Cookies())
 		r := cl.PostForm("/operator/agencies", url.Values{"_csrf": {token}, "name": {"Rogue County"}, "slug": {"rogue-county"}})
-		if r.Status != http.StatusForbidden {
-			t.Errorf("reviewer posting an agency got %d, want 403", r.Status)
+		if r.Status != http.StatusNotFound {
+			t.Errorf("reviewer posting an agency got %d, want 404", r.Status)
 		}
 		if _, err := models.NewAgencyStore(c.DB()).BySlug(context.Background(), "rogue-county"); err == nil {
 			t.Error("the reviewer's post created an agency")

@@ -55,6 +55,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 				heading, message = http.StatusText(he.Code), "The request could not be completed."
 			}
 		}
+	case errors.Is(err, errFormUnreadable):
+		status, heading, message = http.StatusBadRequest, "Form not accepted",
+			"The form could not be read: it is malformed or has more fields than the console accepts (10,000). Nothing was changed."
 	case errors.As(err, &ve):
 		status, heading, message = http.StatusUnprocessableEntity, "Please correct the form", "Some fields were not accepted."
 	case errors.Is(err, models.ErrNotFound):

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -39,7 +40,19 @@ type OIDCProvider struct {
 	verifier    *oidc.IDTokenVerifier
 	endSession  string
 	redirectURL string
+
+	// formOrigins are the origins of the discovered authorization and
+	// end-session endpoints, for the CSP; read without mu, which discovery
+	// holds for as long as the IdP takes to answer.
+	formOrigins atomic.Pointer[[]string]
+	// nextDiscovery is when a page may next start discovery in the
+	// background (Unix nanoseconds), so an unreachable IdP is not asked on
+	// every page.
+	nextDiscovery atomic.Int64
 }
+
+// backgroundDiscoveryEvery spaces the discovery attempts pages start.
+const backgroundDiscoveryEvery = 30 * time.Second
 
 // ready performs discovery once.
 func (p *OIDCProvider) ready(ctx context.Context) (*oidc.Provider, *oidc.IDTokenVerifier, error) {
@@ -64,6 +77,8 @@ func (p *OIDCProvider) ready(ctx context.Context) (*oidc.Provider, *oidc.IDToken
 	}
 	_ = prov.Claims(&extra)
 	p.endSession = extra.EndSession
+	origins := cspOrigins(prov.Endpoint().AuthURL, extra.EndSession)
+	p.formOrigins.Store(&origins)
 	p.provider = prov
 	p.verifier = prov.VerifierContext(context.WithoutCancel(p.clientCtx(context.Background())), &oidc.Config{
 		ClientID:             p.ClientID,
@@ -87,6 +102,23 @@ func (p *OIDCProvider) oauthConfig(prov *oidc.Provider) *oauth2.Config {
 		RedirectURL:  p.redirectURL,
 		Scopes:       p.Scopes,
 	}
+}
+
+// formActionOrigins returns the origins the console's forms may be
+// redirected to for this provider: its authorization endpoint (sign-in,
+// re-authentication) and end-session endpoint (sign-out), once discovered.
+// Until then it is the issuer's origin, where providers serve both as a rule,
+// and a discovery starts in the background so later pages name the exact
+// endpoints; the sign-in itself discovers anyway.
+func (p *OIDCProvider) formActionOrigins() (origins []string, discovered bool) {
+	if o := p.formOrigins.Load(); o != nil {
+		return *o, true
+	}
+	now := time.Now().UnixNano()
+	if next := p.nextDiscovery.Load(); now >= next && p.nextDiscovery.CompareAndSwap(next, now+int64(backgroundDiscoveryEvery)) {
+		go func() { _, _, _ = p.ready(context.Background()) }()
+	}
+	return cspOrigins(p.Issuer), false
 }
 
 // EndSessionURL returns the provider's RP-initiated logout URL, if it has one.

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -62,6 +63,8 @@ type Server struct {
 	providers map[string]*OIDCProvider
 	log       *slog.Logger
 	mappers   []StatusMapper
+	// csp is the Content-Security-Policy once every provider is discovered.
+	csp atomic.Pointer[string]
 }
 
 // New builds the Echo application with every route and middleware.
@@ -101,13 +104,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			e.GET("/metrics", echo.WrapHandler(deps.Metrics.Handler(deps.MetricsToken)))
 		}
 	}
-	e.Use(securityHeaders(cfg.Production))
+	e.Use(s.securityHeaders())
 	e.Use(bodyLimit(1 << 20))
 	guard := &csrfGuard{key: csrfKey, jar: jar, origin: cfg.BaseURL, skipper: func(c echo.Context) bool {
 		return noCSRF(c.Request().URL.Path)
 	}}
-	e.Use(guard.middleware)
+	// The session first: the CSRF token is bound to its id.
 	e.Use(s.loadSession)
+	e.Use(guard.middleware)
 
 	s.routes(e)
 	// The route table at debug level lets tests prove every route is covered.

@@ -4,9 +4,12 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/labstack/echo/v4"
 	"golang.org/x/oauth2"
@@ -19,19 +22,54 @@ import (
 
 const loginMaxAge = 10 * time.Minute
 
-// safeReturn accepts only a local absolute path, so a crafted return_to can
-// never send a user to another site.
-func safeReturn(p string) string {
-	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") ||
-		strings.ContainsAny(p, "\r\n\\") || strings.HasPrefix(p, "/auth/") || len(p) > 1000 {
-		return "/"
+// safeReturn keeps a return_to target only when it names a page of the
+// console itself, and then returns it re-encoded from its parsed form, never
+// as the raw text. Browsers normalise a URL before following it (WHATWG: tabs
+// and newlines dropped, a backslash read as a slash), so anything another
+// parser could read differently is refused, not repaired: control characters
+// (url.Parse refuses them), userinfo, a relative path, a second leading
+// slash, and a path that is not clean once decoded ("//", dot segments,
+// backslashes, %2f and %5c that decode to either). The target must resolve
+// against the base URL to the base URL's own origin. Anything else is "/".
+func (s *Server) safeReturn(raw string) string {
+	const home = "/"
+	if raw == "" || len(raw) > 1000 {
+		return home
 	}
-	return p
+	ref, err := url.Parse(raw)
+	if err != nil || ref.User != nil || ref.Opaque != "" {
+		return home
+	}
+	if !ref.IsAbs() && (ref.Host != "" || !strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, "//")) {
+		return home
+	}
+	base, err := url.Parse(s.cfg.BaseURL)
+	if err != nil {
+		return home
+	}
+	u := base.ResolveReference(ref)
+	if !strings.EqualFold(u.Scheme, base.Scheme) || !strings.EqualFold(u.Host, base.Host) || u.User != nil {
+		return home
+	}
+	p := u.Path
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	if p != clean || !strings.HasPrefix(p, "/") || strings.ContainsFunc(p, func(r rune) bool { return r == '\\' || unicode.IsControl(r) }) ||
+		strings.HasPrefix(p, "/auth/") {
+		return home
+	}
+	out := u.EscapedPath()
+	if u.RawQuery != "" {
+		out += "?" + u.RawQuery
+	}
+	return out
 }
 
 func (s *Server) signInPage(c echo.Context) error {
 	if _, ok := handlers.PrincipalOf(c); ok {
-		return c.Redirect(http.StatusSeeOther, safeReturn(c.QueryParam("return_to")))
+		return c.Redirect(http.StatusSeeOther, s.safeReturn(c.QueryParam("return_to")))
 	}
 	p := s.deps.Handlers.Page(c, "Sign in", "")
 	switch c.QueryParam("reason") {
@@ -43,7 +81,7 @@ func (s *Server) signInPage(c echo.Context) error {
 		p.Flash = &views.Flash{Kind: "error", Text: "Your account has been disabled in the console."}
 	}
 	cfg := s.deps.Auth.Config()
-	return handlers.Render(c, http.StatusOK, views.SignIn(p, ProviderChoices(s.cfg.Providers), safeReturn(c.QueryParam("return_to")),
+	return handlers.Render(c, http.StatusOK, views.SignIn(p, ProviderChoices(s.cfg.Providers), s.safeReturn(c.QueryParam("return_to")),
 		humanDuration(cfg.IdleTimeout), humanDuration(cfg.AbsoluteTimeout)))
 }
 
@@ -57,7 +95,7 @@ func (s *Server) login(c echo.Context) error {
 	if !ok {
 		return echo.NewHTTPError(http.StatusNotFound, "not found")
 	}
-	return s.startLogin(c, p, safeReturn(c.FormValue("return_to")), false)
+	return s.startLogin(c, p, s.safeReturn(c.FormValue("return_to")), false)
 }
 
 func (s *Server) startLogin(c echo.Context, p *OIDCProvider, returnTo string, reauth bool) error {
@@ -159,7 +197,7 @@ func (s *Server) callback(c echo.Context) error {
 			}
 			return err
 		}
-		return c.Redirect(http.StatusSeeOther, safeReturn(ls.ReturnTo))
+		return c.Redirect(http.StatusSeeOther, s.safeReturn(ls.ReturnTo))
 	}
 	// A new session every time: the old one (if any) is ended first.
 	if old, ok := handlers.PrincipalOf(c); ok {
@@ -183,7 +221,7 @@ func (s *Server) callback(c echo.Context) error {
 	if err := s.jar.setSessionToken(c, token); err != nil {
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, safeReturn(ls.ReturnTo))
+	return c.Redirect(http.StatusSeeOther, s.safeReturn(ls.ReturnTo))
 }
 
 func oauthErrorLabel(code string) string {
@@ -211,7 +249,7 @@ func (s *Server) signOut(c echo.Context) error {
 
 func (s *Server) reauthPage(c echo.Context) error {
 	p, _ := handlers.PrincipalOf(c)
-	return handlers.Render(c, http.StatusOK, views.Reauth(s.deps.Handlers.Page(c, "Confirm it is you", ""), p.Provider, safeReturn(c.QueryParam("return_to"))))
+	return handlers.Render(c, http.StatusOK, views.Reauth(s.deps.Handlers.Page(c, "Confirm it is you", ""), p.Provider, s.safeReturn(c.QueryParam("return_to"))))
 }
 
 func (s *Server) reauth(c echo.Context) error {
@@ -220,7 +258,7 @@ func (s *Server) reauth(c echo.Context) error {
 	if !ok {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "provider not configured")
 	}
-	return s.startLogin(c, p, safeReturn(c.FormValue("return_to")), true)
+	return s.startLogin(c, p, s.safeReturn(c.FormValue("return_to")), true)
 }
 
 func oauth2Verifier() string { return oauth2.GenerateVerifier() }
