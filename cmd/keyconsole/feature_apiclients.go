@@ -69,6 +69,13 @@ func wireAPIClients(ctx context.Context, rt *runtime) error {
 	}
 	cancel()
 
+	// A replica that cannot open its pepper or signing key can only answer
+	// token requests with 503: /readyz says so, naming which one.
+	rt.ready = append(rt.ready,
+		web.ReadyCheck{Name: "api_secret_pepper", Check: newCachedCheck(svc.CheckPepper).Check},
+		web.ReadyCheck{Name: "token_signing_key", Check: newCachedCheck(keys.Check).Check},
+	)
+
 	limiter, err := oauth.NewLimiter(tokenLimits(rt.cfg))
 	if err != nil {
 		return err

@@ -212,6 +212,32 @@ func (s *Service) LoadPepper(ctx context.Context) error {
 	return nil
 }
 
+// CheckPepper reports whether this replica can authenticate clients now:
+// the pepper is loaded, and the stored pepper still opens through KMS and
+// is the one loaded. /readyz calls it (through a short cache): a replica
+// that cannot open the pepper, say with the wrong master key, must not be
+// sent token requests it can only answer with 503.
+func (s *Service) CheckPepper(ctx context.Context) error {
+	h := s.hasher.Load()
+	if h == nil {
+		return ErrNotReady
+	}
+	pepper, err := s.secrets.Get(ctx, secrets.Ref{AgencyID: models.PlatformAgencyID, RecordType: PepperRecordType, RecordID: PepperID})
+	if err != nil {
+		return fmt.Errorf("apiclients: open pepper: %w", err)
+	}
+	stored, err := oauth.NewHasher(pepper)
+	clear(pepper)
+	if err != nil {
+		return fmt.Errorf("apiclients: open pepper: %w", err)
+	}
+	const probe = "keyconsole readiness probe"
+	if !h.Verify(probe, stored.Hash(probe)) {
+		return errors.New("apiclients: the stored pepper is not the one loaded")
+	}
+	return nil
+}
+
 // hasherForPage returns the hasher, loading the pepper if needed (a page
 // action, at human rate, may try KMS again).
 func (s *Service) hasherForPage(ctx context.Context) (*oauth.Hasher, error) {
