@@ -130,7 +130,9 @@ func wireAPIClients(ctx context.Context, rt *runtime) error {
 
 // tokenLimits is the token endpoint's limiter configuration: the defaults,
 // with KEYCONSOLE_TOKEN_ADDR_RATE (and a burst of five seconds of it) for
-// deployments where many clients share one source address.
+// deployments where many clients share one address (a NAT). Clients behind
+// the console's own load balancer are told apart by
+// KEYCONSOLE_TRUSTED_PROXIES instead.
 func tokenLimits(cfg *config) oauth.LimiterConfig {
 	var lc oauth.LimiterConfig
 	if r := cfg.TokenAddrRate; r > 0 {
