@@ -51,10 +51,18 @@ func (h *OAuthToken) Oversized(c echo.Context) error {
 	return nil
 }
 
-// JWKS publishes the public keys that verify access tokens.
+// JWKS publishes the public keys that verify access tokens. It never
+// answers 200 with an empty set: a replica without keys loaded (KMS down,
+// the wrong master key) answers 503, uncached, so resource servers keep
+// the set they have and retry, or ask another replica.
 func (h *OAuthToken) JWKS(c echo.Context) error {
+	doc, keys := h.Issuer.PublishedJWKS()
+	if keys == 0 {
+		apiclients.Unavailable().Write(c.Response())
+		return nil
+	}
 	c.Response().Header().Set("Cache-Control", "public, max-age=60")
-	return c.Blob(http.StatusOK, "application/json", h.Issuer.JWKS())
+	return c.Blob(http.StatusOK, "application/json", doc)
 }
 
 // Metadata publishes the RFC 8414 authorization server metadata.

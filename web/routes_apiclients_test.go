@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -91,6 +92,10 @@ type acOptions struct {
 	Agencies *[2]models.Agency
 	// Policies are the agency policies; the default policy when nil.
 	Policies policy.Source
+	// TrustedProxies and ProxyHeader configure the client address (none:
+	// the connection's peer).
+	TrustedProxies []netip.Prefix
+	ProxyHeader    string
 }
 
 var acMasterKey = bytes.Repeat([]byte{9}, local.MasterKeySize)
@@ -192,7 +197,7 @@ func newACStack(t testing.TB, db *models.DB, opts acOptions) acStack {
 		}
 		return 0, "", "", false
 	}
-	s, err := New(Config{BaseURL: base, SessionKeys: []string{acSessionKey}},
+	s, err := New(Config{BaseURL: base, SessionKeys: []string{acSessionKey}, TrustedProxies: opts.TrustedProxies, ProxyHeader: opts.ProxyHeader},
 		Deps{Logger: log, Auth: asvc, Handlers: h, Mount: []func(e *echo.Echo, r *Router){APICredentialsRoutes(pages, token)}, ErrorMappers: []StatusMapper{kmsDown}})
 	if err != nil {
 		t.Fatal(err)

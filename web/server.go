@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,11 @@ type Config struct {
 	Production  bool
 	SessionKeys []string
 	Providers   []*OIDCProvider
+	// TrustedProxies are the peers (load balancers, reverse proxies) whose
+	// ProxyHeader is believed for the client address; see clientIPExtractor.
+	TrustedProxies []netip.Prefix
+	// ProxyHeader is HeaderXForwardedFor (when empty) or HeaderForwarded.
+	ProxyHeader string
 }
 
 // ReadyCheck is one dependency /readyz reports on.
@@ -73,6 +79,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.Production && !secure {
 		return nil, fmt.Errorf("web: production needs an https base URL")
 	}
+	clientIP, err := clientIPExtractor(cfg.TrustedProxies, cfg.ProxyHeader)
+	if err != nil {
+		return nil, err
+	}
 	jar, err := newCookieJar(cfg.SessionKeys, secure)
 	if err != nil {
 		return nil, err
@@ -92,7 +102,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.IPExtractor = echo.ExtractIPDirect()
+	// Every client address (rate limits, audit records, logs) comes from
+	// c.RealIP(), so from here: never read RemoteAddr or a forwarding
+	// header anywhere else.
+	e.IPExtractor = clientIP
 	s.Echo = e
 
 	e.Use(requestID())

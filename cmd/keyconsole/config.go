@@ -12,28 +12,33 @@ import (
 	"time"
 
 	"keyconsole/services/oauth"
+	"keyconsole/web"
 )
 
 // config is everything keyconsole reads from its environment, read once here.
 type config struct {
-	Env             string
-	HTTPAddr        string
-	BaseURL         string
-	DataDir         string
-	DatabaseURL     string
-	SessionKeys     []string
-	sessionKeysSet  bool
-	KMSProvider     string
-	KMSKeyID        string
-	KMSRegion       string
-	KMSEndpoint     string
-	LocalMasterKey  string
-	AllowLocalKMS   bool
-	Providers       []providerConfig
-	Operators       []string
-	SFTPAddr        string
-	WebhookCIDRs    []netip.Prefix
-	WebhookEgress   []string
+	Env            string
+	HTTPAddr       string
+	BaseURL        string
+	DataDir        string
+	DatabaseURL    string
+	SessionKeys    []string
+	sessionKeysSet bool
+	KMSProvider    string
+	KMSKeyID       string
+	KMSRegion      string
+	KMSEndpoint    string
+	LocalMasterKey string
+	AllowLocalKMS  bool
+	Providers      []providerConfig
+	Operators      []string
+	SFTPAddr       string
+	WebhookCIDRs   []netip.Prefix
+	WebhookEgress  []string
+	// TrustedProxies are the load balancers whose ProxyHeader names the
+	// client; ProxyHeader is web.HeaderXForwardedFor or web.HeaderForwarded.
+	TrustedProxies  []netip.Prefix
+	ProxyHeader     string
 	IdleTimeout     time.Duration
 	AbsoluteTimeout time.Duration
 	LogFormat       string
@@ -298,6 +303,7 @@ func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*co
 		}
 		c.WebhookCIDRs = append(c.WebhookCIDRs, p.Masked())
 	}
+	c.TrustedProxies, c.ProxyHeader = trustedProxies(g, bad)
 	c.WebhookEgress = strings.FieldsFunc(getenv("KEYCONSOLE_WEBHOOK_EGRESS_IPS"), func(r rune) bool { return r == ',' || r == ' ' })
 	c.IdleTimeout = durationVar(g, "KEYCONSOLE_SESSION_IDLE_TIMEOUT", 30*time.Minute, &errs)
 	c.AbsoluteTimeout = durationVar(g, "KEYCONSOLE_SESSION_ABSOLUTE_TIMEOUT", 12*time.Hour, &errs)
@@ -338,6 +344,48 @@ func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*co
 		return c, errs
 	}
 	return c, nil
+}
+
+// trustedProxies reads KEYCONSOLE_TRUSTED_PROXIES (comma-separated CIDR
+// prefixes or single addresses) and KEYCONSOLE_TRUSTED_PROXY_HEADER.
+// Trusting every address would let any client name its own address, so
+// /0 is refused.
+func trustedProxies(g env, bad func(v, reason string)) ([]netip.Prefix, string) {
+	const name = "KEYCONSOLE_TRUSTED_PROXIES"
+	var out []netip.Prefix
+	for _, s := range strings.Split(g.get(name), ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil || a.Zone() != "" {
+				bad(name, fmt.Sprintf("%q is not a CIDR prefix such as 10.0.0.0/8 or fd00::/8, or a single address", s))
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		p = p.Masked()
+		if p.Bits() == 0 {
+			bad(name, fmt.Sprintf("%s trusts every address, so any client could choose the address it is rate limited and audited under; name the load balancers' own ranges", p))
+			continue
+		}
+		out = append(out, p)
+	}
+	header := web.HeaderXForwardedFor
+	switch v := g.str("KEYCONSOLE_TRUSTED_PROXY_HEADER", ""); strings.ToLower(v) {
+	case "", "x-forwarded-for":
+	case "forwarded":
+		header = web.HeaderForwarded
+	default:
+		bad("KEYCONSOLE_TRUSTED_PROXY_HEADER", fmt.Sprintf("must be X-Forwarded-For or Forwarded, not %q", v))
+	}
+	return out, header
 }
 
 func durationVar(g env, name string, def time.Duration, errs *configErrors) time.Duration {

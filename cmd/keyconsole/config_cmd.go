@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 )
 
 func cmdConfig(args []string, lookupEnv func(string) (string, bool), stdout io.Writer) error {
@@ -27,6 +28,15 @@ func cmdConfig(args []string, lookupEnv func(string) (string, bool), stdout io.W
 		sftp = "disabled"
 	}
 	fmt.Fprintf(stdout, "  sftp:      %s\n", sftp)
+	proxies := "none (client addresses are the connections' own)"
+	if len(cfg.TrustedProxies) > 0 {
+		names := make([]string, len(cfg.TrustedProxies))
+		for i, p := range cfg.TrustedProxies {
+			names[i] = p.String()
+		}
+		proxies = strings.Join(names, ", ") + " (" + cfg.ProxyHeader + ")"
+	}
+	fmt.Fprintf(stdout, "  proxies:   %s\n", proxies)
 	for _, p := range cfg.Providers {
 		fmt.Fprintf(stdout, "  provider:  %s (%s) %s\n", p.ID, p.Kind, p.Issuer)
 	}

@@ -69,6 +69,13 @@ func wireAPIClients(ctx context.Context, rt *runtime) error {
 	}
 	cancel()
 
+	// A replica that cannot open its pepper or signing key can only answer
+	// token requests with 503: /readyz says so, naming which one.
+	rt.ready = append(rt.ready,
+		web.ReadyCheck{Name: "api_secret_pepper", Check: newCachedCheck(svc.CheckPepper).Check},
+		web.ReadyCheck{Name: "token_signing_key", Check: newCachedCheck(keys.Check).Check},
+	)
+
 	limiter, err := oauth.NewLimiter(tokenLimits(rt.cfg))
 	if err != nil {
 		return err
@@ -123,7 +130,9 @@ func wireAPIClients(ctx context.Context, rt *runtime) error {
 
 // tokenLimits is the token endpoint's limiter configuration: the defaults,
 // with KEYCONSOLE_TOKEN_ADDR_RATE (and a burst of five seconds of it) for
-// deployments where many clients share one source address.
+// deployments where many clients share one address (a NAT). Clients behind
+// the console's own load balancer are told apart by
+// KEYCONSOLE_TRUSTED_PROXIES instead.
 func tokenLimits(cfg *config) oauth.LimiterConfig {
 	var lc oauth.LimiterConfig
 	if r := cfg.TokenAddrRate; r > 0 {

@@ -125,7 +125,8 @@ func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string
 		}
 	}
 	rt.handler.Tiles = append(rt.handler.Tiles, rt.tiles...)
-	srv, err := web.New(web.Config{BaseURL: cfg.BaseURL, Production: cfg.production(), SessionKeys: cfg.SessionKeys, Providers: providers},
+	srv, err := web.New(web.Config{BaseURL: cfg.BaseURL, Production: cfg.production(), SessionKeys: cfg.SessionKeys, Providers: providers,
+		TrustedProxies: cfg.TrustedProxies, ProxyHeader: cfg.ProxyHeader},
 		web.Deps{Logger: log, Auth: rt.auth, Handlers: rt.handler, Ready: rt.ready, Mount: rt.mounts, ErrorMappers: rt.mappers,
 			Metrics: rt.metrics, MetricsToken: rt.cfg.MetricsToken})
 	if err != nil {

@@ -122,6 +122,34 @@ func (m *KeyManager) clock() time.Time { return m.cfg.Clock().UTC().Truncate(tim
 // Ready reports whether a signing key is installed in the issuer.
 func (m *KeyManager) Ready() bool { return m.ready.Load() }
 
+// ErrNoSigningKey means no key is installed to sign tokens with.
+var ErrNoSigningKey = errors.New("apiclients: no token signing key loaded")
+
+// Check reports whether this replica can sign tokens now: a signing key is
+// installed, and its private key as stored still opens through KMS and is
+// the key installed. /readyz calls it (through a short cache), so a
+// replica that cannot open the keys, say with the wrong master key, is
+// taken out of service instead of answering 503 and an empty JWKS.
+func (m *KeyManager) Check(ctx context.Context) error {
+	if !m.Ready() {
+		return ErrNoSigningKey
+	}
+	active, _ := m.cfg.Issuer.Keys()
+	der, err := m.cfg.Secrets.Get(ctx, keyRef(active.KID))
+	if err != nil {
+		return fmt.Errorf("apiclients: open signing key %s: %w", active.KID, err)
+	}
+	k, err := oauth.UnmarshalPrivate(der)
+	clear(der)
+	if err != nil {
+		return fmt.Errorf("apiclients: open signing key %s: %w", active.KID, err)
+	}
+	if k.KID != active.KID || !k.Private.Equal(active.Private) {
+		return fmt.Errorf("apiclients: open signing key %s: %w", active.KID, oauth.ErrInvalidSigningKey)
+	}
+	return nil
+}
+
 func keyRef(kid string) secrets.Ref {
 	return secrets.Ref{AgencyID: models.PlatformAgencyID, RecordType: TokenKeyRecordType, RecordID: kid}
 }

@@ -126,6 +126,9 @@ type Service struct {
 	// dummyHash is verified against for unknown clients, so an unknown
 	// client_id costs the same HMAC as a known one.
 	dummyHash []byte
+	// authStep, when set (by tests), is called at each costly step of
+	// Authenticate: "lookup" and "verify".
+	authStep func(step string)
 }
 
 // NewService returns the credential service.
@@ -209,6 +212,32 @@ func (s *Service) LoadPepper(ctx context.Context) error {
 		return fmt.Errorf("apiclients: load pepper: %w", err)
 	}
 	s.hasher.Store(h)
+	return nil
+}
+
+// CheckPepper reports whether this replica can authenticate clients now:
+// the pepper is loaded, and the stored pepper still opens through KMS and
+// is the one loaded. /readyz calls it (through a short cache): a replica
+// that cannot open the pepper, say with the wrong master key, must not be
+// sent token requests it can only answer with 503.
+func (s *Service) CheckPepper(ctx context.Context) error {
+	h := s.hasher.Load()
+	if h == nil {
+		return ErrNotReady
+	}
+	pepper, err := s.secrets.Get(ctx, secrets.Ref{AgencyID: models.PlatformAgencyID, RecordType: PepperRecordType, RecordID: PepperID})
+	if err != nil {
+		return fmt.Errorf("apiclients: open pepper: %w", err)
+	}
+	stored, err := oauth.NewHasher(pepper)
+	clear(pepper)
+	if err != nil {
+		return fmt.Errorf("apiclients: open pepper: %w", err)
+	}
+	const probe = "keyconsole readiness probe"
+	if !h.Verify(probe, stored.Hash(probe)) {
+		return errors.New("apiclients: the stored pepper is not the one loaded")
+	}
 	return nil
 }
 
@@ -691,19 +720,32 @@ func (s *Service) Authenticate(ctx context.Context, clientID string, secret oaut
 	if h == nil {
 		return Client{}, "", "", ErrNotReady
 	}
+	// Every client_id costs what a real one with a wrong secret costs: one
+	// look-up and one HMAC comparison, so the time of a refusal tells
+	// nothing about which ids exist. An id of a shape never generated looks
+	// up one that cannot exist (the database is never handed odd input);
+	// an unknown id, or a hash under another pepper, is compared with a
+	// dummy hash.
+	lookup := clientID
 	if _, ok := oauth.ClientIDEnvironment(clientID); !ok {
-		h.Verify(secret.Reveal(), s.dummyHash)
-		return Client{}, "", oauth.ReasonUnknownClient, nil
+		lookup = impossibleClientID
 	}
-	row, err := s.store.AuthByClientID(ctx, clientID)
-	if errors.Is(err, models.ErrNotFound) {
-		h.Verify(secret.Reveal(), s.dummyHash)
-		return Client{}, "", oauth.ReasonUnknownClient, nil
-	}
-	if err != nil {
+	s.step("lookup")
+	row, err := s.store.AuthByClientID(ctx, lookup)
+	found := err == nil
+	if err != nil && !errors.Is(err, models.ErrNotFound) {
 		return Client{}, "", "", fmt.Errorf("apiclients: authenticate: %w", err)
 	}
-	if row.PepperID != PepperID || !h.Verify(secret.Reveal(), row.SecretHash) {
+	stored := s.dummyHash
+	if found && row.PepperID == PepperID {
+		stored = row.SecretHash
+	}
+	s.step("verify")
+	match := h.Verify(secret.Reveal(), stored)
+	if !found {
+		return Client{}, "", oauth.ReasonUnknownClient, nil
+	}
+	if row.PepperID != PepperID || !match {
 		return Client{}, row.AgencySlug, oauth.ReasonInvalidSecret, nil
 	}
 	switch {
@@ -716,6 +758,16 @@ func (s *Service) Authenticate(ctx context.Context, clientID string, secret oaut
 		ID: row.ID, AgencyID: row.AgencyID, AgencySlug: row.AgencySlug,
 		ClientID: row.ClientID, Name: row.Name, Environment: row.Environment, SecretVersion: row.SecretVersion,
 	}, row.AgencySlug, "", nil
+}
+
+// impossibleClientID has the length of a client_id but characters outside
+// the generated alphabet ('0' and '1' are not base32): no credential has it.
+const impossibleClientID = oauth.ClientIDPrefixStaging + "00000000000000000000"
+
+func (s *Service) step(name string) {
+	if s.authStep != nil {
+		s.authStep(name)
+	}
 }
 
 // FlushLastUse stores aggregated last-use times (the LastUseTracker's flush).

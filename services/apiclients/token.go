@@ -47,6 +47,11 @@ var (
 	errBodyTooLarge        = oauth.NewError(oauth.ErrCodeInvalidRequest, "request body is too large")
 )
 
+// Unavailable returns the 503 answer (temporarily_unavailable, Retry-After)
+// given while this server cannot issue tokens, for the documents that
+// depend on the same key material (the JWKS).
+func Unavailable() *oauth.Error { return answer(errUnavailable) }
+
 func answer(e *oauth.Error) *oauth.Error {
 	c := *e
 	return &c

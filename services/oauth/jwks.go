@@ -83,14 +83,22 @@ func PublicJWK(k SigningKey) (JWK, error) {
 
 // JWKS returns the RFC 7517 JWK Set of every key published now: the active
 // key and each key whose PublishUntil has not passed. With no keys it is
-// {"keys":[]}.
+// {"keys":[]}; see PublishedJWKS.
 func (i *Issuer) JWKS() []byte {
+	b, _ := i.PublishedJWKS()
+	return b
+}
+
+// PublishedJWKS returns the JWK Set of JWKS and the number of keys in it.
+// A set without keys must not be served as a valid answer: a resource
+// server caching it would refuse every token until it fetched again.
+func (i *Issuer) PublishedJWKS() (doc []byte, keys int) {
 	now := i.clock()
 	i.mu.RLock()
-	keys := i.published
+	published := i.published
 	i.mu.RUnlock()
 	set := JWKSet{Keys: []JWK{}}
-	for _, k := range keys {
+	for _, k := range published {
 		if !k.published(now) {
 			continue
 		}
@@ -103,9 +111,9 @@ func (i *Issuer) JWKS() []byte {
 	}
 	b, err := jsonMarshal(set)
 	if err != nil {
-		return []byte(`{"keys":[]}`)
+		return []byte(`{"keys":[]}`), 0
 	}
-	return b
+	return b, len(set.Keys)
 }
 
 // ServerMetadata is the RFC 8414 authorization server metadata document.

@@ -34,7 +34,10 @@ import (
 //     credential does not launder an address's failures).
 //
 // An attacker at address X hammering client A therefore blocks (X, A) and X,
-// while client A at address Y is unaffected. IPv6 addresses are grouped by
+// while client A at address Y is unaffected. That holds only while X is the
+// attacker's own address: behind a load balancer the caller must pass the
+// client's address (the web layer takes it from KEYCONSOLE_TRUSTED_PROXIES'
+// forwarding header), never the balancer's, which every client shares. IPv6 addresses are grouped by
 // their /64 prefix (IPv6PrefixBits), since one host usually holds a whole
 // /64. Each table tracks at most MaxKeys entries: idle entries (a bucket
 // untouched for IdleTTL, which refills it fully, or a failure count older

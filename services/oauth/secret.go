@@ -107,8 +107,9 @@ func GenerateClientID(env string) (string, error) {
 
 // ClientIDEnvironment returns the environment encoded in a well-formed
 // client_id and true, or "" and false when id does not have the shape that
-// GenerateClientID produces. A false answer means no such client can exist,
-// so the caller can refuse without a database look-up.
+// GenerateClientID produces. A false answer means no such client can exist
+// (the credential service still spends a look-up on it, so that refusals
+// take the same time whatever the id).
 func ClientIDEnvironment(id string) (string, bool) {
 	var env, rest string
 	switch {
