@@ -191,6 +191,27 @@ func (s *SSHKeyStore) ActiveKeyID(ctx context.Context, accountID int64, fingerpr
 	return k.ID, nil
 }
 
+// UsableKeyIDs returns which of ids are keys still active (not revoked,
+// expiry not recorded) whose expiry date, if any, lies after now, in any
+// agency: the periodic check of open SFTP sessions, by primary key.
+func (s *SSHKeyStore) UsableKeyIDs(ctx context.Context, ids []int64, now time.Time) ([]int64, error) {
+	const chunk = 500
+	var out []int64
+	for len(ids) > 0 {
+		n := min(len(ids), chunk)
+		var got []int64
+		err := s.db.Conn(ctx).Model(&SSHKey{}).
+			Where("id IN ? AND "+activeKey+" AND (expires_at IS NULL OR expires_at > ?)", ids[:n], now.UTC()).
+			Pluck("id", &got).Error
+		if err != nil {
+			return nil, fmt.Errorf("models: usable ssh keys: %w", classify(err))
+		}
+		out = append(out, got...)
+		ids = ids[n:]
+	}
+	return out, nil
+}
+
 // AuthorizedKey is one line's worth of an authorized_keys listing.
 type AuthorizedKey struct {
 	PublicKey string

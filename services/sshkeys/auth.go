@@ -280,6 +280,34 @@ func (a *Authenticator) LoginSucceeded(ctx context.Context, accountID, agencyID 
 	}
 }
 
+// StillUsable reports, for each key id in order, whether that key may still
+// log in: not revoked and not past its expiry date, as the database says
+// now (so a revocation through any replica counts). The SFTP server asks it
+// about its open sessions every few seconds and ends those of keys that may
+// not, in one query for all of them.
+func (a *Authenticator) StillUsable(ctx context.Context, keyIDs []int64) ([]bool, error) {
+	seen := make(map[int64]bool, len(keyIDs))
+	ids := make([]int64, 0, len(keyIDs))
+	for _, id := range keyIDs {
+		if _, dup := seen[id]; !dup && id != 0 {
+			seen[id] = false
+			ids = append(ids, id)
+		}
+	}
+	usable, err := a.store.UsableKeyIDs(ctx, ids, a.cfg.Now())
+	if err != nil {
+		return nil, fmt.Errorf("sshkeys: check open sessions: %w", err)
+	}
+	for _, id := range usable {
+		seen[id] = true
+	}
+	out := make([]bool, len(keyIDs))
+	for i, id := range keyIDs {
+		out[i] = seen[id]
+	}
+	return out, nil
+}
+
 // flushFailures writes one sftp.login_refused record per summarised batch.
 func (a *Authenticator) flushFailures(ctx context.Context, batch []oauth.FailureBatch) {
 	for _, b := range batch {

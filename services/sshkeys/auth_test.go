@@ -39,11 +39,19 @@ func (s sftpdAuth) AuthenticateKey(ctx context.Context, account string, key ssh.
 	if err != nil {
 		return sftpd.Identity{}, err
 	}
-	return sftpd.Identity{AccountID: l.AccountID, AgencyID: l.AgencyID, Account: l.Account, Root: l.Root, KeyFingerprint: l.Fingerprint}, nil
+	return sftpd.Identity{AccountID: l.AccountID, AgencyID: l.AgencyID, Account: l.Account, Root: l.Root, KeyFingerprint: l.Fingerprint, KeyID: l.KeyID}, nil
 }
 
 func (s sftpdAuth) LoginSucceeded(ctx context.Context, id sftpd.Identity, remote string) {
 	s.a.LoginSucceeded(ctx, id.AccountID, id.AgencyID, id.Account, id.KeyFingerprint, remote)
+}
+
+func (s sftpdAuth) StillAuthorized(ctx context.Context, ids []sftpd.Identity) ([]bool, error) {
+	keyIDs := make([]int64, len(ids))
+	for i, id := range ids {
+		keyIDs[i] = id.KeyID
+	}
+	return s.a.StillUsable(ctx, keyIDs)
 }
 
 func newAuthenticator(t testing.TB, f *fixture, cfg AuthConfig) *Authenticator {
