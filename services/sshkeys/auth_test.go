@@ -126,7 +126,7 @@ func TestAuthenticateDecisions(t *testing.T) {
 			key           ssh.PublicKey
 			reason        string
 		}{
-			{"another account's key", "alpha-prod", other.signer.PublicKey(), ReasonWrongAccount},
+			{"another agency's key", "alpha-prod", other.signer.PublicKey(), ReasonUnknownKey},
 			{"key of alpha-prod on alpha-stg", "alpha-stg", good.signer.PublicKey(), ReasonWrongAccount},
 			{"unknown key", "alpha-prod", stranger.signer.PublicKey(), ReasonUnknownKey},
 			{"unknown key again", "alpha-prod", stranger.signer.PublicKey(), ReasonUnknownKey},
@@ -151,9 +151,8 @@ func TestAuthenticateDecisions(t *testing.T) {
 			got[summary{e.AgencyID, e.TargetName, e.Reason, e.SourceIP}] = e.Details
 		}
 		wantSummaries := map[summary]string{
-			{f.alpha.ID, "alpha-prod", ReasonWrongAccount, "192.0.2.10"}:         `"count":"1"`,
 			{f.alpha.ID, "alpha-stg", ReasonWrongAccount, "192.0.2.10"}:          `"count":"1"`,
-			{f.alpha.ID, "alpha-prod", ReasonUnknownKey, "192.0.2.10"}:           `"count":"3"`,
+			{f.alpha.ID, "alpha-prod", ReasonUnknownKey, "192.0.2.10"}:           `"count":"4"`,
 			{f.alpha.ID, "alpha-prod", ReasonExpired, "192.0.2.10"}:              `"count":"1"`,
 			{models.PlatformAgencyID, "ghost", ReasonWrongAccount, "192.0.2.10"}: `"count":"1"`,
 		}
