@@ -458,6 +458,12 @@ func (h *Webhooks) test(c echo.Context, newOnly bool) error {
 		return err
 	}
 	res, err := h.Svc.SendTest(c.Request().Context(), h.caller(c), s.Agency.ID, e.ID, newOnly)
+	var limited *webhooks.TestLimitError
+	if errors.As(err, &limited) {
+		// Answered 429 by the error mapper; the header says when to come back.
+		c.Response().Header().Set("Retry-After", strconv.Itoa(webhooks.RetryAfterSeconds(limited.RetryAfter)))
+		return err
+	}
 	if errors.Is(err, webhooks.ErrNoRotation) {
 		h.Flashf(c, "error", "No rotation window is open, so there is no new secret to test on its own.")
 		return SeeOther(c, webhookPath(s, "/"+itoa(e.ID)))
