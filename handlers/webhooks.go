@@ -370,7 +370,8 @@ func (h *Webhooks) SecretForm(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return h.secretForm(c, http.StatusOK, e, map[string]string{"secret_source": "generate", "overlap_hours": strconv.Itoa(int(webhooks.DefaultOverlap.Hours()))}, nil)
+	return h.secretForm(c, http.StatusOK, e, map[string]string{"secret_source": "generate", "overlap_hours": strconv.Itoa(int(webhooks.DefaultOverlap.Hours())),
+		"version": itoa(e.SecretVersion)}, nil)
 }
 
 // SetSecret sets a new secret, starting a rotation window, and shows the
@@ -380,7 +381,13 @@ func (h *Webhooks) SetSecret(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	form := map[string]string{"secret_source": c.FormValue("secret_source"), "overlap_hours": c.FormValue("overlap_hours")}
+	form := map[string]string{"secret_source": c.FormValue("secret_source"), "overlap_hours": c.FormValue("overlap_hours"), "version": c.FormValue("version")}
+	// The version the form was shown for; a missing or malformed one never
+	// matches, so such a form is refused as stale rather than applied.
+	version, err := strconv.ParseInt(form["version"], 10, 64)
+	if err != nil || version < 0 {
+		version = -1
+	}
 	sc := webhookSecretChoice(c)
 	sc.Overlap = -1
 	if hours, err := strconv.Atoi(strings.TrimSpace(form["overlap_hours"])); err == nil && hours >= 0 && hours <= int(webhooks.MaxOverlap.Hours()) {
@@ -389,10 +396,14 @@ func (h *Webhooks) SetSecret(c echo.Context) error {
 	if !webhookConfirmed(c, e.Name) {
 		return h.secretForm(c, http.StatusUnprocessableEntity, e, form, views.FieldErrors{"confirm": webhookConfirmMismatch})
 	}
-	sec, updated, err := h.Svc.SetSecret(c.Request().Context(), h.caller(c), s.Agency.ID, e.ID, sc)
+	sec, updated, err := h.Svc.SetSecret(c.Request().Context(), h.caller(c), s.Agency.ID, e.ID, version, sc)
 	var ie *webhooks.InputError
 	if errors.As(err, &ie) {
 		return h.secretForm(c, http.StatusUnprocessableEntity, e, form, ie.Fields)
+	}
+	if errors.Is(err, webhooks.ErrChanged) {
+		webhookNoStore(c)
+		return Render(c, http.StatusConflict, views.WebhookSecretAlreadySet(h.Page(c, "Secret already changed", "webhooks"), itoa(e.ID), e.Name))
 	}
 	if err != nil {
 		return notFoundOr(err)
@@ -447,6 +458,12 @@ func (h *Webhooks) test(c echo.Context, newOnly bool) error {
 		return err
 	}
 	res, err := h.Svc.SendTest(c.Request().Context(), h.caller(c), s.Agency.ID, e.ID, newOnly)
+	var limited *webhooks.TestLimitError
+	if errors.As(err, &limited) {
+		// Answered 429 by the error mapper; the header says when to come back.
+		c.Response().Header().Set("Retry-After", strconv.Itoa(webhooks.RetryAfterSeconds(limited.RetryAfter)))
+		return err
+	}
 	if errors.Is(err, webhooks.ErrNoRotation) {
 		h.Flashf(c, "error", "No rotation window is open, so there is no new secret to test on its own.")
 		return SeeOther(c, webhookPath(s, "/"+itoa(e.ID)))

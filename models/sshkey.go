@@ -79,12 +79,13 @@ type LoginKey struct {
 }
 
 // activeKey is the condition of a key not revoked and not recorded as
-// expired; it matches the partial index ssh_keys_active_fingerprint.
+// expired; it matches the partial index ssh_keys_active_fingerprint_agency
+// (unique per agency and fingerprint).
 const activeKey = "revoked_at IS NULL AND expired_at IS NULL"
 
 // SSHKeyStore reads and writes SFTP accounts and their keys. Every query that
 // reads agency data filters by agency id, except the lookups of
-// authentication (by fingerprint or account name), where the key or the SSH
+// authentication (by account name, and fingerprint within it), where the SSH
 // user name is the key.
 type SSHKeyStore struct{ db *DB }
 
@@ -127,8 +128,9 @@ func (s *SSHKeyStore) AccountByName(ctx context.Context, name string) (SFTPAccou
 	return a, nil
 }
 
-// CreateKey inserts a key. An active key with the same fingerprint anywhere
-// is ErrConflict.
+// CreateKey inserts a key. An active key with the same fingerprint in the
+// same agency is ErrConflict; another agency's copy of the key is no
+// conflict.
 func (s *SSHKeyStore) CreateKey(ctx context.Context, k *SSHKey) error {
 	if err := s.db.Conn(ctx).Create(k).Error; err != nil {
 		return fmt.Errorf("models: create ssh key: %w", classify(err))
@@ -155,25 +157,27 @@ func (s *SSHKeyStore) Key(ctx context.Context, agencyID, id int64) (SSHKey, erro
 	return k, nil
 }
 
-// ActiveByFingerprint returns the active key (not revoked, expiry not
-// recorded) with a fingerprint, in any agency. Its expiry date may have
-// passed: the caller compares ExpiresAt with the time.
-func (s *SSHKeyStore) ActiveByFingerprint(ctx context.Context, fingerprint string) (SSHKey, error) {
+// ActiveByFingerprint returns the agency's active key (not revoked, expiry
+// not recorded) with a fingerprint, on any of its accounts. Its expiry date
+// may have passed: the caller compares ExpiresAt with the time.
+func (s *SSHKeyStore) ActiveByFingerprint(ctx context.Context, agencyID int64, fingerprint string) (SSHKey, error) {
 	var k SSHKey
-	if err := s.db.Conn(ctx).Where("fingerprint = ? AND "+activeKey, fingerprint).Take(&k).Error; err != nil {
+	if err := s.db.Conn(ctx).Where("fingerprint = ? AND agency_id = ? AND "+activeKey, fingerprint, agencyID).Take(&k).Error; err != nil {
 		return SSHKey{}, fmt.Errorf("models: active ssh key by fingerprint: %w", classify(err))
 	}
 	return k, nil
 }
 
-// LoginKey returns the active key with a fingerprint and its account's name
-// in one indexed query. The caller checks the account name and ExpiresAt.
-func (s *SSHKeyStore) LoginKey(ctx context.Context, fingerprint string) (LoginKey, error) {
+// LoginKey returns the active key with a fingerprint on the account named
+// account, with the account's name, in one indexed query. The caller checks
+// ExpiresAt. The same key may be active in other agencies: only the copy of
+// the named account is found.
+func (s *SSHKeyStore) LoginKey(ctx context.Context, account, fingerprint string) (LoginKey, error) {
 	var k LoginKey
 	err := s.db.Conn(ctx).Table("ssh_keys").
 		Select("ssh_keys.*, sftp_accounts.name AS account_name").
 		Joins("JOIN sftp_accounts ON sftp_accounts.id = ssh_keys.account_id").
-		Where("ssh_keys.fingerprint = ? AND ssh_keys.revoked_at IS NULL AND ssh_keys.expired_at IS NULL", fingerprint).
+		Where("ssh_keys.fingerprint = ? AND sftp_accounts.name = ? AND ssh_keys.revoked_at IS NULL AND ssh_keys.expired_at IS NULL", fingerprint, account).
 		Take(&k).Error
 	if err != nil {
 		return LoginKey{}, fmt.Errorf("models: login key: %w", classify(err))
@@ -189,6 +193,27 @@ func (s *SSHKeyStore) ActiveKeyID(ctx context.Context, accountID int64, fingerpr
 		return 0, fmt.Errorf("models: active ssh key id: %w", classify(err))
 	}
 	return k.ID, nil
+}
+
+// UsableKeyIDs returns which of ids are keys still active (not revoked,
+// expiry not recorded) whose expiry date, if any, lies after now, in any
+// agency: the periodic check of open SFTP sessions, by primary key.
+func (s *SSHKeyStore) UsableKeyIDs(ctx context.Context, ids []int64, now time.Time) ([]int64, error) {
+	const chunk = 500
+	var out []int64
+	for len(ids) > 0 {
+		n := min(len(ids), chunk)
+		var got []int64
+		err := s.db.Conn(ctx).Model(&SSHKey{}).
+			Where("id IN ? AND "+activeKey+" AND (expires_at IS NULL OR expires_at > ?)", ids[:n], now.UTC()).
+			Pluck("id", &got).Error
+		if err != nil {
+			return nil, fmt.Errorf("models: usable ssh keys: %w", classify(err))
+		}
+		out = append(out, got...)
+		ids = ids[n:]
+	}
+	return out, nil
 }
 
 // AuthorizedKey is one line's worth of an authorized_keys listing.

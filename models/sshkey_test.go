@@ -88,14 +88,23 @@ func TestSFTPAccountsUniqueAndScoped(t *testing.T) {
 	})
 }
 
-func TestSSHKeyActiveFingerprintUnique(t *testing.T) {
+func TestSSHKeyActiveFingerprintUniquePerAgency(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *models.DB) {
 		ctx := context.Background()
 		f := newSSHFixture(t, db)
+		stg := models.SFTPAccount{AgencyID: f.agencyA.ID, Name: "alpha-stg", Environment: models.EnvStg, CreatedAt: f.now}
+		if err := f.store.CreateAccount(ctx, &stg); err != nil {
+			t.Fatal(err)
+		}
 		k := f.key(t, f.accA, "SHA256:one", nil)
-		dup := models.SSHKey{AgencyID: f.agencyB.ID, AccountID: f.accB.ID, KeyType: "ssh-ed25519", Bits: 256, Fingerprint: "SHA256:one", PublicKey: "x", CreatedAt: f.now}
+		dup := models.SSHKey{AgencyID: f.agencyA.ID, AccountID: stg.ID, KeyType: "ssh-ed25519", Bits: 256, Fingerprint: "SHA256:one", PublicKey: "x", CreatedAt: f.now}
 		if err := f.store.CreateKey(ctx, &dup); !errors.Is(err, models.ErrConflict) {
-			t.Fatalf("second active key with the same fingerprint: err = %v, want ErrConflict", err)
+			t.Fatalf("second active key with the same fingerprint in the agency: err = %v, want ErrConflict", err)
+		}
+		// Another agency's copy of the key is its own.
+		theirs := f.key(t, f.accB, "SHA256:one", nil)
+		if got, err := f.store.ActiveByFingerprint(ctx, f.agencyB.ID, "SHA256:one"); err != nil || got.ID != theirs.ID {
+			t.Fatalf("ActiveByFingerprint(beta) = %d, %v; want %d", got.ID, err, theirs.ID)
 		}
 		ok, err := f.store.Revoke(ctx, f.agencyA.ID, k.ID, f.now, "Ada")
 		if err != nil || !ok {
@@ -108,7 +117,7 @@ func TestSSHKeyActiveFingerprintUnique(t *testing.T) {
 		if err := f.store.CreateKey(ctx, &dup); err != nil {
 			t.Fatalf("same fingerprint after revocation: %v", err)
 		}
-		got, err := f.store.ActiveByFingerprint(ctx, "SHA256:one")
+		got, err := f.store.ActiveByFingerprint(ctx, f.agencyA.ID, "SHA256:one")
 		if err != nil || got.ID != dup.ID {
 			t.Fatalf("ActiveByFingerprint = %d, %v; want %d", got.ID, err, dup.ID)
 		}
@@ -149,11 +158,14 @@ func TestSSHKeyLoginAndAuthorizedKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		lk, err := f.store.LoginKey(ctx, "SHA256:active")
+		lk, err := f.store.LoginKey(ctx, "alpha-prod", "SHA256:active")
 		if err != nil || lk.ID != active.ID || lk.AccountName != "alpha-prod" || lk.PublicKey != active.PublicKey {
 			t.Fatalf("LoginKey = %+v, %v", lk, err)
 		}
-		if _, err := f.store.LoginKey(ctx, "SHA256:revoked"); !errors.Is(err, models.ErrNotFound) {
+		if _, err := f.store.LoginKey(ctx, "beta-prod", "SHA256:active"); !errors.Is(err, models.ErrNotFound) {
+			t.Errorf("LoginKey(another account): err = %v, want ErrNotFound", err)
+		}
+		if _, err := f.store.LoginKey(ctx, "alpha-prod", "SHA256:revoked"); !errors.Is(err, models.ErrNotFound) {
 			t.Errorf("LoginKey(revoked): err = %v, want ErrNotFound", err)
 		}
 		if id, err := f.store.ActiveKeyID(ctx, f.accA.ID, "SHA256:later"); err != nil || id != later.ID {
@@ -211,7 +223,7 @@ func TestSSHKeyExpiryMarkedOnce(t *testing.T) {
 		if err != nil || k.Status(f.now) != models.SSHKeyExpired || k.ExpiredAt == nil {
 			t.Fatalf("expired key = %+v, %v", k, err)
 		}
-		if _, err := f.store.LoginKey(ctx, "SHA256:due"); !errors.Is(err, models.ErrNotFound) {
+		if _, err := f.store.LoginKey(ctx, "alpha-prod", "SHA256:due"); !errors.Is(err, models.ErrNotFound) {
 			t.Errorf("LoginKey of an expired key: err = %v", err)
 		}
 	})

@@ -30,6 +30,10 @@ const DefaultMaxAuthTries = 6
 // Config.IdleTimeout is zero.
 const DefaultIdleTimeout = 15 * time.Minute
 
+// DefaultRecheckInterval is how often the keys of open connections are
+// checked again when Config.RecheckInterval is zero.
+const DefaultRecheckInterval = 2 * time.Second
+
 const (
 	// loginGraceTime bounds the whole handshake, authentication included.
 	loginGraceTime = 2 * time.Minute
@@ -54,6 +58,9 @@ type Identity struct {
 	Root string
 	// KeyFingerprint is the SHA256 fingerprint of the key used.
 	KeyFingerprint string
+	// KeyID is the database id of the key used, for SessionChecker; zero
+	// when the Authenticator does not say.
+	KeyID int64
 }
 
 // Authenticator decides which public keys may log in to which account.
@@ -72,6 +79,21 @@ type LoginObserver interface {
 	LoginSucceeded(ctx context.Context, id Identity, remoteAddr string)
 }
 
+// SessionChecker may be implemented by an Authenticator whose keys can stop
+// being valid while a connection is open (revoked, or past their expiry
+// date). Every Config.RecheckInterval the server asks it about the
+// identities of all its open connections in one call and closes each
+// connection it reports as no longer authorized, so a revocation ends the
+// sessions opened with the key within seconds. The answer must come from
+// shared state (the database), not from this process alone: the key may
+// have been revoked through another replica. An error leaves the
+// connections open until the next check.
+type SessionChecker interface {
+	// StillAuthorized reports, for each identity in order, whether the key
+	// it logged in with may still be used.
+	StillAuthorized(ctx context.Context, ids []Identity) ([]bool, error)
+}
+
 // Config holds what New needs to build a Server.
 type Config struct {
 	// Addr is the TCP address ListenAndServe listens on, e.g. "127.0.0.1:2222".
@@ -88,6 +110,10 @@ type Config struct {
 	// IdleTimeout closes a connection that has had no traffic for this long;
 	// zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// RecheckInterval is how often the keys of open connections are checked
+	// again when Auth implements SessionChecker; zero means
+	// DefaultRecheckInterval.
+	RecheckInterval time.Duration
 }
 
 // Server is an SFTP-only SSH server.
@@ -100,6 +126,8 @@ type Server struct {
 	addr      net.Addr
 	listeners map[net.Listener]struct{}
 	conns     map[net.Conn]struct{}
+	// sessions are the authenticated connections and who they logged in as.
+	sessions map[*ssh.ServerConn]Identity
 }
 
 // New checks the configuration and returns a Server ready to Serve.
@@ -116,6 +144,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.IdleTimeout < 0 {
 		return nil, fmt.Errorf("sftpd: IdleTimeout must not be negative, got %s", cfg.IdleTimeout)
 	}
+	if cfg.RecheckInterval < 0 {
+		return nil, fmt.Errorf("sftpd: RecheckInterval must not be negative, got %s", cfg.RecheckInterval)
+	}
+	if cfg.RecheckInterval == 0 {
+		cfg.RecheckInterval = DefaultRecheckInterval
+	}
 	if cfg.MaxAuthTries == 0 {
 		cfg.MaxAuthTries = DefaultMaxAuthTries
 	}
@@ -131,6 +165,7 @@ func New(cfg Config) (*Server, error) {
 		logger:    logger,
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[net.Conn]struct{}),
+		sessions:  make(map[*ssh.ServerConn]Identity),
 	}, nil
 }
 
@@ -172,6 +207,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	if sc, ok := s.cfg.Auth.(SessionChecker); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.recheckSessions(ctx, sc)
+		}()
+	}
 
 	var delay time.Duration
 	for {
@@ -260,6 +302,67 @@ func (s *Server) untrack(c net.Conn) {
 	delete(s.conns, c)
 }
 
+func (s *Server) addSession(c *ssh.ServerConn, id Identity) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sessions[c] = id
+}
+
+func (s *Server) removeSession(c *ssh.ServerConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, c)
+}
+
+// recheckSessions asks sc about every open connection each RecheckInterval
+// until ctx ends, and closes those whose key may no longer be used.
+func (s *Server) recheckSessions(ctx context.Context, sc SessionChecker) {
+	t := time.NewTicker(s.cfg.RecheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.recheckOnce(ctx, sc)
+	}
+}
+
+func (s *Server) recheckOnce(ctx context.Context, sc SessionChecker) {
+	s.mu.Lock()
+	conns := make([]*ssh.ServerConn, 0, len(s.sessions))
+	ids := make([]Identity, 0, len(s.sessions))
+	for c, id := range s.sessions {
+		conns = append(conns, c)
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	checkCtx, cancel := context.WithTimeout(ctx, authTimeout)
+	defer cancel()
+	ok, err := sc.StillAuthorized(checkCtx, ids)
+	if err == nil && len(ok) != len(ids) {
+		err = fmt.Errorf("sftpd: %d answers for %d connections", len(ok), len(ids))
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			s.logger.Warn("sftp sessions could not be checked again; they stay open until the next check", "sessions", len(ids), "error", err)
+		}
+		return
+	}
+	for i, c := range conns {
+		if ok[i] {
+			continue
+		}
+		s.logger.Info("sftp session ended: its key was revoked or expired", "account", ids[i].Account, "account_id", ids[i].AccountID,
+			"remote_addr", c.RemoteAddr().String(), "key_fingerprint", ids[i].KeyFingerprint)
+		c.Close()
+	}
+}
+
 // Keys under which the authenticated Identity travels in ssh.Permissions.
 const (
 	extAccountID   = "keyconsole-account-id"
@@ -267,6 +370,7 @@ const (
 	extAccount     = "keyconsole-account"
 	extRoot        = "keyconsole-root"
 	extFingerprint = "keyconsole-key-fingerprint"
+	extKeyID       = "keyconsole-key-id"
 )
 
 func identityExtensions(id Identity) map[string]string {
@@ -276,6 +380,7 @@ func identityExtensions(id Identity) map[string]string {
 		extAccount:     id.Account,
 		extRoot:        id.Root,
 		extFingerprint: id.KeyFingerprint,
+		extKeyID:       strconv.FormatInt(id.KeyID, 10),
 	}
 }
 
@@ -288,12 +393,17 @@ func identityFromExtensions(ext map[string]string) (Identity, error) {
 	if err != nil {
 		return Identity{}, fmt.Errorf("sftpd: identity agency id: %w", err)
 	}
+	keyID, err := strconv.ParseInt(ext[extKeyID], 10, 64)
+	if err != nil {
+		return Identity{}, fmt.Errorf("sftpd: identity key id: %w", err)
+	}
 	return Identity{
 		AccountID:      accountID,
 		AgencyID:       agencyID,
 		Account:        ext[extAccount],
 		Root:           ext[extRoot],
 		KeyFingerprint: ext[extFingerprint],
+		KeyID:          keyID,
 	}, nil
 }
 
@@ -393,6 +503,8 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 		s.logger.Error("sftp login without identity", "remote_addr", remote, "error", err)
 		return
 	}
+	s.addSession(sconn, id)
+	defer s.removeSession(sconn)
 	if o, ok := s.cfg.Auth.(LoginObserver); ok {
 		o.LoginSucceeded(ctx, id, remote)
 	}

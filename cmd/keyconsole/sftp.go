@@ -37,12 +37,22 @@ func (s sftpAuth) AuthenticateKey(ctx context.Context, account string, key ssh.P
 	if err != nil {
 		return sftpd.Identity{}, err
 	}
-	return sftpd.Identity{AccountID: l.AccountID, AgencyID: l.AgencyID, Account: l.Account, Root: l.Root, KeyFingerprint: l.Fingerprint}, nil
+	return sftpd.Identity{AccountID: l.AccountID, AgencyID: l.AgencyID, Account: l.Account, Root: l.Root, KeyFingerprint: l.Fingerprint, KeyID: l.KeyID}, nil
 }
 
 // LoginSucceeded audits a completed login and notes the key's use.
 func (s sftpAuth) LoginSucceeded(ctx context.Context, id sftpd.Identity, remoteAddr string) {
 	s.a.LoginSucceeded(ctx, id.AccountID, id.AgencyID, id.Account, id.KeyFingerprint, remoteAddr)
+}
+
+// StillAuthorized ends, through the server, the sessions of keys revoked or
+// expired since their login, on whichever replica that happened.
+func (s sftpAuth) StillAuthorized(ctx context.Context, ids []sftpd.Identity) ([]bool, error) {
+	keyIDs := make([]int64, len(ids))
+	for i, id := range ids {
+		keyIDs[i] = id.KeyID
+	}
+	return s.a.StillUsable(ctx, keyIDs)
 }
 
 // newSFTPAuthenticator builds the authenticator; account directories live in

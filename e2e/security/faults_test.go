@@ -289,7 +289,7 @@ func TestKillDuringRegenerationAndRotation(t *testing.T) {
 						continue
 					}
 					hookSecrets.add(secret) // may commit even if the answer is lost
-					_, _ = rawPost(admin, hookPath(slug, h, "/secret"), form("_csrf", csrfOf(page.Body), "confirm", h.Name,
+					_, _ = rawPost(admin, hookPath(slug, h, "/secret"), form("_csrf", csrfOf(page.Body), "version", inputValue(page.Body, "version"), "confirm", h.Name,
 						"secret_source", "typed", "secret", secret, "overlap_hours", "0"))
 				}
 			}(w)

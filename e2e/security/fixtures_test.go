@@ -182,6 +182,6 @@ func setWebhookSecret(t *testing.T, cl *harness.Client, slug string, h hook, sec
 	if page.Status != http.StatusOK {
 		return page
 	}
-	return cl.PostForm(hookPath(slug, h, "/secret"), form("_csrf", csrfOf(page.Body), "confirm", h.Name,
+	return cl.PostForm(hookPath(slug, h, "/secret"), form("_csrf", csrfOf(page.Body), "version", inputValue(page.Body, "version"), "confirm", h.Name,
 		"secret_source", "typed", "secret", secret, "overlap_hours", overlapHours))
 }

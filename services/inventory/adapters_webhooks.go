@@ -69,7 +69,11 @@ func (w Webhooks) Revoke(ctx context.Context, actor audit.Actor, origin audit.Or
 // Rotate sets a new console-generated secret with the default overlap
 // window, so the receiver can switch within it without dropped events.
 func (w Webhooks) Rotate(ctx context.Context, actor audit.Actor, origin audit.Origin, agencyID, id int64, _ string) (Rotation, error) {
-	sec, e, err := w.Svc.SetSecret(ctx, webhooks.Caller{Actor: actor, Origin: origin}, agencyID, id, webhooks.SecretChoice{Generate: true, Overlap: webhooks.DefaultOverlap})
+	cur, err := w.Svc.Endpoint(ctx, agencyID, id)
+	if err != nil {
+		return Rotation{}, err
+	}
+	sec, e, err := w.Svc.SetSecret(ctx, webhooks.Caller{Actor: actor, Origin: origin}, agencyID, id, cur.SecretVersion, webhooks.SecretChoice{Generate: true, Overlap: webhooks.DefaultOverlap})
 	if err != nil {
 		return Rotation{}, err
 	}

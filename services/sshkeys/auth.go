@@ -93,7 +93,8 @@ type Login struct {
 
 // Authenticator decides SFTP public-key logins against the database: a key
 // is accepted for an account when it is one of that account's active,
-// unexpired keys, found by its SHA256 fingerprint through an index. Refusals
+// unexpired keys, found by the account name and the key's SHA256 fingerprint
+// through an index (another agency may have its own copy of the key). Refusals
 // are summarised into audit records per account name, source address and
 // reason every FailureInterval; successful logins (LoginSucceeded) are
 // audited one by one and their last use is written every LastUseInterval.
@@ -219,15 +220,15 @@ func (a *Authenticator) Authenticate(ctx context.Context, account string, key ss
 		return Login{}, fmt.Errorf("%w: %s", ErrRefused, ReasonRateLimited)
 	}
 	fp := ssh.FingerprintSHA256(key)
-	k, err := a.store.LoginKey(ctx, fp)
+	k, err := a.store.LoginKey(ctx, account, fp)
 	reason := ""
 	switch {
 	case errors.Is(err, models.ErrNotFound):
-		reason = ReasonUnknownKey
+		if reason, err = a.missReason(ctx, account, fp); err != nil {
+			return Login{}, fmt.Errorf("sshkeys: authenticate: %w", err)
+		}
 	case err != nil:
 		return Login{}, fmt.Errorf("sshkeys: authenticate: %w", err)
-	case k.AccountName != account:
-		reason = ReasonWrongAccount
 	case !sameKey(k.PublicKey, key):
 		// A different key with the same SHA-256 fingerprint.
 		reason = ReasonUnknownKey
@@ -243,6 +244,31 @@ func (a *Authenticator) Authenticate(ctx context.Context, account string, key ss
 		return Login{}, err
 	}
 	return Login{KeyID: k.ID, AccountID: k.AccountID, AgencyID: k.AgencyID, Account: k.AccountName, Root: root, Fingerprint: fp}, nil
+}
+
+// missReason says why a key is not one of the named account's: it is active
+// on another account of that account's agency (wrong account), the account
+// does not exist (wrong account, in the platform's chain), or the agency has
+// no such key (unknown key). Whether another agency uses the key is never
+// looked at: the reason goes into the account's agency's audit chain, and a
+// key that agency does not use must read the same there wherever else it is
+// active.
+func (a *Authenticator) missReason(ctx context.Context, account, fp string) (string, error) {
+	acc, err := a.store.AccountByName(ctx, account)
+	if errors.Is(err, models.ErrNotFound) {
+		return ReasonWrongAccount, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	_, err = a.store.ActiveByFingerprint(ctx, acc.AgencyID, fp)
+	switch {
+	case err == nil:
+		return ReasonWrongAccount, nil
+	case errors.Is(err, models.ErrNotFound):
+		return ReasonUnknownKey, nil
+	}
+	return "", err
 }
 
 // refuse counts a refused key against the address and records it for the
@@ -278,6 +304,34 @@ func (a *Authenticator) LoginSucceeded(ctx context.Context, accountID, agencyID 
 	if err := a.audit.Record(context.WithoutCancel(ctx), ev); err != nil {
 		a.cfg.Logger.ErrorContext(ctx, "sftp login could not be audited", "account", account, "error", err)
 	}
+}
+
+// StillUsable reports, for each key id in order, whether that key may still
+// log in: not revoked and not past its expiry date, as the database says
+// now (so a revocation through any replica counts). The SFTP server asks it
+// about its open sessions every few seconds and ends those of keys that may
+// not, in one query for all of them.
+func (a *Authenticator) StillUsable(ctx context.Context, keyIDs []int64) ([]bool, error) {
+	seen := make(map[int64]bool, len(keyIDs))
+	ids := make([]int64, 0, len(keyIDs))
+	for _, id := range keyIDs {
+		if _, dup := seen[id]; !dup && id != 0 {
+			seen[id] = false
+			ids = append(ids, id)
+		}
+	}
+	usable, err := a.store.UsableKeyIDs(ctx, ids, a.cfg.Now())
+	if err != nil {
+		return nil, fmt.Errorf("sshkeys: check open sessions: %w", err)
+	}
+	for _, id := range usable {
+		seen[id] = true
+	}
+	out := make([]bool, len(keyIDs))
+	for i, id := range keyIDs {
+		out[i] = seen[id]
+	}
+	return out, nil
 }
 
 // flushFailures writes one sftp.login_refused record per summarised batch.

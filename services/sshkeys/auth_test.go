@@ -39,11 +39,19 @@ func (s sftpdAuth) AuthenticateKey(ctx context.Context, account string, key ssh.
 	if err != nil {
 		return sftpd.Identity{}, err
 	}
-	return sftpd.Identity{AccountID: l.AccountID, AgencyID: l.AgencyID, Account: l.Account, Root: l.Root, KeyFingerprint: l.Fingerprint}, nil
+	return sftpd.Identity{AccountID: l.AccountID, AgencyID: l.AgencyID, Account: l.Account, Root: l.Root, KeyFingerprint: l.Fingerprint, KeyID: l.KeyID}, nil
 }
 
 func (s sftpdAuth) LoginSucceeded(ctx context.Context, id sftpd.Identity, remote string) {
 	s.a.LoginSucceeded(ctx, id.AccountID, id.AgencyID, id.Account, id.KeyFingerprint, remote)
+}
+
+func (s sftpdAuth) StillAuthorized(ctx context.Context, ids []sftpd.Identity) ([]bool, error) {
+	keyIDs := make([]int64, len(ids))
+	for i, id := range ids {
+		keyIDs[i] = id.KeyID
+	}
+	return s.a.StillUsable(ctx, keyIDs)
 }
 
 func newAuthenticator(t testing.TB, f *fixture, cfg AuthConfig) *Authenticator {
@@ -118,7 +126,7 @@ func TestAuthenticateDecisions(t *testing.T) {
 			key           ssh.PublicKey
 			reason        string
 		}{
-			{"another account's key", "alpha-prod", other.signer.PublicKey(), ReasonWrongAccount},
+			{"another agency's key", "alpha-prod", other.signer.PublicKey(), ReasonUnknownKey},
 			{"key of alpha-prod on alpha-stg", "alpha-stg", good.signer.PublicKey(), ReasonWrongAccount},
 			{"unknown key", "alpha-prod", stranger.signer.PublicKey(), ReasonUnknownKey},
 			{"unknown key again", "alpha-prod", stranger.signer.PublicKey(), ReasonUnknownKey},
@@ -143,9 +151,8 @@ func TestAuthenticateDecisions(t *testing.T) {
 			got[summary{e.AgencyID, e.TargetName, e.Reason, e.SourceIP}] = e.Details
 		}
 		wantSummaries := map[summary]string{
-			{f.alpha.ID, "alpha-prod", ReasonWrongAccount, "192.0.2.10"}:         `"count":"1"`,
 			{f.alpha.ID, "alpha-stg", ReasonWrongAccount, "192.0.2.10"}:          `"count":"1"`,
-			{f.alpha.ID, "alpha-prod", ReasonUnknownKey, "192.0.2.10"}:           `"count":"3"`,
+			{f.alpha.ID, "alpha-prod", ReasonUnknownKey, "192.0.2.10"}:           `"count":"4"`,
 			{f.alpha.ID, "alpha-prod", ReasonExpired, "192.0.2.10"}:              `"count":"1"`,
 			{models.PlatformAgencyID, "ghost", ReasonWrongAccount, "192.0.2.10"}: `"count":"1"`,
 		}

@@ -18,7 +18,9 @@ import (
 )
 
 // CodeDuplicate is the refusal of a key that is already active on an SFTP
-// account: a fingerprint is active on one account at most.
+// account of the same agency: a fingerprint is active on one account per
+// agency at most. Another agency's use of the key is never a refusal, nor
+// mentioned: that would tell the uploader the key is in use there.
 const CodeDuplicate = "duplicate"
 
 // Environments an SFTP account can serve, in display order.
@@ -207,7 +209,7 @@ func (s *Service) Upload(ctx context.Context, actor audit.Actor, origin audit.Or
 		Fingerprint: parsed.FingerprintSHA256, PublicKey: keyLine(parsed), Comment: parsed.Comment,
 		CreatedByID: actorUserID(actor), CreatedByName: actor.Name, CreatedAt: now, ExpiresAt: expiresAt}
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
-		existing, err := s.store.ActiveByFingerprint(ctx, k.Fingerprint)
+		existing, err := s.store.ActiveByFingerprint(ctx, agencyID, k.Fingerprint)
 		switch {
 		case errors.Is(err, models.ErrNotFound):
 		case err != nil:
@@ -251,12 +253,9 @@ func keyLine(p ParsedKey) string {
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(p.Key)))
 }
 
-// duplicate explains that a key is active elsewhere, naming the account only
-// when it belongs to the same agency.
+// duplicate explains that a key is already active on an account of the
+// target's agency, naming that account.
 func (s *Service) duplicate(ctx context.Context, existing models.SSHKey, target models.SFTPAccount) error {
-	if existing.AgencyID != target.AgencyID {
-		return duplicateElsewhere()
-	}
 	if existing.AccountID == target.ID {
 		return &RefusalError{Code: CodeDuplicate, Message: fmt.Sprintf(
 			"This key is already active on the SFTP account %s (uploaded %s). Nothing was added. "+
@@ -272,9 +271,11 @@ func (s *Service) duplicate(ctx context.Context, existing models.SSHKey, target 
 			"generate a separate key pair for %s and upload its public key.", other.Name, target.Name)}
 }
 
+// duplicateElsewhere answers an upload that lost a race with another upload
+// of the same key in the same agency.
 func duplicateElsewhere() *RefusalError {
-	return &RefusalError{Code: CodeDuplicate, Message: "This key is already active on another SFTP account. " +
-		"A key may be active on one account only: generate a new key pair for this account and upload its public key."}
+	return &RefusalError{Code: CodeDuplicate, Message: "This key is already active on an SFTP account of this agency. Nothing was added. " +
+		"A key may be active on one account only: generate a separate key pair for each account and upload its public key."}
 }
 
 // Revoke ends an agency's key at once. A key already revoked or expired is

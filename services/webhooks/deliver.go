@@ -87,8 +87,8 @@ type Result struct {
 	// ResponseHead is the first ResponseHeadLimit bytes of the response body, made
 	// valid UTF-8.
 	ResponseHead string
-	// Err is empty on success; otherwise a clear message without secrets, such as
-	// "destination 10.0.0.1 is a private address and is not allowed".
+	// Err is empty on success; otherwise a clear message without secrets or
+	// resolved addresses, such as "refused: a private address".
 	Err string
 	// Refused is true when the console refused to send at all: the URL is not
 	// acceptable or the destination address is not allowed.

@@ -216,13 +216,13 @@ func TestDeliverRefusedDestinations(t *testing.T) {
 		url    string
 		want   string
 	}{
-		{"loopback without allowlist", EgressPolicy{}, "http://127.0.0.1:9/hook", "destination 127.0.0.1 is a loopback address and is not allowed"},
-		{"IPv6 loopback", onlyV4Loopback, "http://[::1]:9/hook", "destination ::1 is a loopback address and is not allowed"},
-		{"private", onlyV4Loopback, "http://10.0.0.1/hook", "destination 10.0.0.1 is a private address and is not allowed"},
-		{"metadata", onlyV4Loopback, "http://169.254.169.254/latest/meta-data/", "destination 169.254.169.254 is the cloud metadata address and is not allowed"},
-		{"mapped private", onlyV4Loopback, "http://[::ffff:10.0.0.1]/hook", "destination ::ffff:10.0.0.1 is a private address and is not allowed"},
-		{"name resolving to private", onlyV4Loopback, "http://internal.test/hook", "destination 10.1.2.3 (internal.test) is a private address and is not allowed"},
-		{"name resolving to mapped metadata", onlyV4Loopback, "http://rebind.test:8080/x", "destination ::ffff:169.254.169.254 (rebind.test) is the cloud metadata address and is not allowed"},
+		{"loopback without allowlist", EgressPolicy{}, "http://127.0.0.1:9/hook", "refused: a loopback address"},
+		{"IPv6 loopback", onlyV4Loopback, "http://[::1]:9/hook", "refused: a loopback address"},
+		{"private", onlyV4Loopback, "http://10.0.0.1/hook", "refused: a private address"},
+		{"metadata", onlyV4Loopback, "http://169.254.169.254/latest/meta-data/", "refused: the cloud metadata address"},
+		{"mapped private", onlyV4Loopback, "http://[::ffff:10.0.0.1]/hook", "refused: a private address"},
+		{"name resolving to private", onlyV4Loopback, "http://internal.test/hook", "refused: a private address"},
+		{"name resolving to mapped metadata", onlyV4Loopback, "http://rebind.test:8080/x", "refused: the cloud metadata address"},
 		{"http in production", EgressPolicy{RequireHTTPS: true, AllowedCIDRs: onlyV4Loopback.AllowedCIDRs}, "http://127.0.0.1:9/hook", "The URL must use https."},
 		{"credentials", onlyV4Loopback, "http://u:p@127.0.0.1:9/hook", "The URL must not contain a user name or password."},
 	}

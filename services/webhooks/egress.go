@@ -34,25 +34,22 @@ type URLError struct {
 func (e *URLError) Error() string { return e.Message }
 
 // RefusedError reports a destination address refused by the egress policy.
+// Host and Addr are for the program only: Error names neither.
 type RefusedError struct {
 	// Host is the host name that resolved to Addr, or empty for a literal address.
 	Host string
 	Addr netip.Addr
-	// Reason completes "destination X is ...", e.g. "a private address".
+	// Reason is the kind of address, e.g. "a private address".
 	Reason string
 }
 
-// Error says which destination was refused and why.
-func (e *RefusedError) Error() string {
-	dest := e.Addr.String()
-	if !e.Addr.IsValid() {
-		dest = "address"
-	}
-	if e.Host != "" {
-		dest = fmt.Sprintf("%s (%s)", dest, e.Host)
-	}
-	return fmt.Sprintf("destination %s is %s and is not allowed", dest, e.Reason)
-}
+// Error says that the destination was refused and what kind of address it
+// is, never which address: the message lands in the delivery log, the audit
+// record and the page, and for a host name the address would tell an
+// administrator what the name resolves to inside the platform's network.
+// A literal address in the URL gets the same message, so the text does not
+// depend on which of the two it was.
+func (e *RefusedError) Error() string { return "refused: " + e.Reason }
 
 // ParseAllowedCIDRs parses a comma- or space-separated list of CIDR prefixes (or
 // single addresses) for EgressPolicy.AllowedCIDRs.

@@ -44,7 +44,7 @@ func countingReceiver(tb testing.TB) (*httptest.Server, *atomic.Int64) {
 func rotatingEndpoint(tb testing.TB, env *svcEnv, svc *Service, url string) models.WebhookEndpoint {
 	tb.Helper()
 	ep := env.create(svc, "busy receiver", url, "kms-count-secret-00001")
-	_, ep, err := svc.SetSecret(context.Background(), admin(), env.agency.ID, ep.ID, SecretChoice{Generate: true, Overlap: MaxOverlap})
+	_, ep, err := svc.SetSecret(context.Background(), admin(), env.agency.ID, ep.ID, ep.SecretVersion, SecretChoice{Generate: true, Overlap: MaxOverlap})
 	if err != nil {
 		tb.Fatalf("SetSecret: %v", err)
 	}

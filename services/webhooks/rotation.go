@@ -42,7 +42,14 @@ func (s Secret) wipe() {
 // while a window is open replaces the new secret of that window and keeps the
 // old one, so a receiver still on the old secret keeps working; Overlap then
 // sets the window's end anew. The new secret is returned to be shown once.
-func (s *Service) SetSecret(ctx context.Context, by Caller, agencyID, id int64, sc SecretChoice) (Secret, models.WebhookEndpoint, error) {
+//
+// version is the secret version the caller's form was shown for. The check
+// is optimistic, like an API credential's regeneration: if the secret was set
+// since (a resubmitted form, or a concurrent submission that won), the
+// attempt is refused with ErrChanged, audited as denied, and nothing
+// changes, so of several submissions of one form exactly one takes effect
+// and every secret shown is the one in use.
+func (s *Service) SetSecret(ctx context.Context, by Caller, agencyID, id, version int64, sc SecretChoice) (Secret, models.WebhookEndpoint, error) {
 	fields := map[string]string{}
 	if sc.Overlap < 0 || sc.Overlap > MaxOverlap {
 		fields["overlap"] = "Choose an overlap of 0 to 72 hours."
@@ -58,11 +65,15 @@ func (s *Service) SetSecret(ctx context.Context, by Caller, agencyID, id int64, 
 	if len(fields) > 0 {
 		return Secret{}, models.WebhookEndpoint{}, &InputError{Fields: fields}
 	}
-	var out models.WebhookEndpoint
+	var out, stale models.WebhookEndpoint
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
 		e, err := s.store.LockEndpoint(ctx, agencyID, id)
 		if err != nil {
 			return err
+		}
+		if e.SecretVersion != version {
+			stale = e
+			return errStale
 		}
 		now := s.clock()
 		newVersion := max(e.SecretVersion, e.PreviousVersion) + 1
@@ -131,10 +142,33 @@ func (s *Service) SetSecret(ctx context.Context, by Caller, agencyID, id int64, 
 		out, err = s.store.Endpoint(ctx, agencyID, id)
 		return err
 	})
+	if errors.Is(err, errStale) {
+		sec.wipe()
+		return Secret{}, models.WebhookEndpoint{}, s.refuseStaleSecret(ctx, by, stale, version)
+	}
 	if err != nil {
 		return Secret{}, models.WebhookEndpoint{}, fmt.Errorf("webhooks: set secret %d: %w", id, err)
 	}
 	return sec, out, nil
+}
+
+// errStale ends SetSecret's transaction when the form's version is not the
+// endpoint's any more.
+var errStale = errors.New("webhooks: stale secret version")
+
+// refuseStaleSecret audits a secret set refused for a stale version, in its
+// own transaction (the attempt changed nothing), and returns ErrChanged, or
+// the audit failure if the record could not be written.
+func (s *Service) refuseStaleSecret(ctx context.Context, by Caller, e models.WebhookEndpoint, version int64) error {
+	action := audit.ActionWebhookSecretRotate
+	if e.SecretVersion == 0 {
+		action = audit.ActionWebhookSecretSet
+	}
+	details := map[string]string{"secret_version": strconv.FormatInt(e.SecretVersion, 10), "form_version": strconv.FormatInt(version, 10)}
+	if err := s.record(ctx, by, e, action, audit.OutcomeDenied, "stale", details); err != nil {
+		return fmt.Errorf("webhooks: set secret %d: %w", e.ID, err)
+	}
+	return fmt.Errorf("webhooks: set secret %d: %w: %w", e.ID, ErrChanged, models.ErrConflict)
 }
 
 type endedVersion struct {

@@ -113,6 +113,7 @@ type Service struct {
 	egressIPs []string
 	now       func() time.Time
 	counters  counters
+	tests     *testLimiter
 }
 
 type counters struct {
@@ -143,6 +144,7 @@ func NewService(db *models.DB, store *models.WebhookStore, sec *secrets.Service,
 		retry:     o.Retry,
 		egressIPs: append([]string(nil), o.EgressIPs...),
 		now:       o.Clock,
+		tests:     newTestLimiter(),
 	}
 }
 
@@ -242,8 +244,7 @@ func (s *Service) validate(in *EndpointInput) (string, map[string]string) {
 func urlMessage(err error) string {
 	var re *RefusedError
 	if errors.As(err, &re) {
-		msg := re.Error()
-		return "The " + msg + "."
+		return "Deliveries to this URL are refused: it points to " + re.Reason + "."
 	}
 	return err.Error()
 }

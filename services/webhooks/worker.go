@@ -27,7 +27,9 @@ type TestResult struct {
 // the outcome in its delivery log and audits it. With newOnly, the event is
 // signed with the new secret of an open rotation window alone; a 2xx answer
 // records that the receiver verified the new secret, so the window can be
-// ended early and safely. Without a window, newOnly is ErrNoRotation.
+// ended early and safely. Without a window, newOnly is ErrNoRotation. Over
+// the endpoint's limit (TestEventBurst, then one per TestEventInterval) it is
+// a *TestLimitError and nothing is sent, logged or audited.
 func (s *Service) SendTest(ctx context.Context, by Caller, agencyID, id int64, newOnly bool) (TestResult, error) {
 	e, err := s.store.Endpoint(ctx, agencyID, id)
 	if err != nil {
@@ -36,6 +38,9 @@ func (s *Service) SendTest(ctx context.Context, by Caller, agencyID, id int64, n
 	now := s.clock()
 	if newOnly && !e.InOverlap(now) {
 		return TestResult{}, fmt.Errorf("webhooks: test %d: %w", id, ErrNoRotation)
+	}
+	if wait, ok := s.tests.take(e.ID, now); !ok {
+		return TestResult{}, fmt.Errorf("webhooks: test %d: %w", id, &TestLimitError{RetryAfter: wait})
 	}
 	secs, label, err := s.signingSecrets(ctx, e, now, newOnly)
 	if err != nil {
