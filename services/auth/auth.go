@@ -31,7 +31,8 @@ var (
 
 // Config holds the session rules.
 type Config struct {
-	// Operators are platform operators as "provider:email" (lowercase).
+	// Operators are the KEYCONSOLE_OPERATORS entries (see ParseOperator);
+	// entries that do not parse grant nothing.
 	Operators       []string
 	IdleTimeout     time.Duration
 	AbsoluteTimeout time.Duration
@@ -97,6 +98,8 @@ type Service struct {
 	failures *models.SignInFailureStore
 	audit    *audit.Recorder
 	cfg      Config
+	// operators are the parsed Config.Operators.
+	operators []Operator
 }
 
 // NewService returns the sign-in service.
@@ -119,7 +122,13 @@ func NewService(db *models.DB, users *models.UserStore, agencies *models.AgencyS
 	if cfg.FailureWindow <= 0 {
 		cfg.FailureWindow = DefaultFailureWindow
 	}
-	return &Service{db: db, users: users, agencies: agencies, sessions: sessions, failures: models.NewSignInFailureStore(db), audit: rec, cfg: cfg}
+	var ops []Operator
+	for _, e := range cfg.Operators {
+		if op, err := ParseOperator(e); err == nil {
+			ops = append(ops, op)
+		}
+	}
+	return &Service{db: db, users: users, agencies: agencies, sessions: sessions, failures: models.NewSignInFailureStore(db), audit: rec, cfg: cfg, operators: ops}
 }
 
 // Config returns the session rules in force.
@@ -139,19 +148,6 @@ func newToken() (string, error) {
 		return "", fmt.Errorf("auth: random: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-func (s *Service) isOperator(provider, email string) bool {
-	if email == "" {
-		return false
-	}
-	want := strings.ToLower(provider + ":" + email)
-	for _, op := range s.cfg.Operators {
-		if op == want {
-			return true
-		}
-	}
-	return false
 }
 
 // SignIn provisions or updates the user behind verified claims, resolves their
@@ -188,7 +184,10 @@ func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin a
 			return err
 		}
 		u.Email, u.Name, u.UpdatedAt = c.Email, c.Name, now
-		u.IsOperator = (p.Kind == KindDev || c.EmailVerified || p.Kind == KindAzure || p.Kind == KindOkta || p.Kind == KindGeneric) && s.isOperator(p.ID, c.Email)
+		// Operator only from a claim the provider vouches for: the subject,
+		// Azure's object id, or an e-mail the kind verifies (EmailVouched).
+		var opRefused string
+		u.IsOperator, opRefused = s.operatorMatch(p, c)
 		if u.ID == 0 {
 			if err := s.users.Create(ctx, &u); err != nil {
 				return err
@@ -223,12 +222,17 @@ func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin a
 				return err
 			}
 			refusal = &Refusal{RefusedNoAccess, "You signed in successfully, but none of your groups gives access to an agency in this console. Ask your agency administrator to map your group to a role."}
+			details := map[string]string{"provider": p.ID, "groups": strconv.Itoa(len(c.Groups))}
+			if opRefused != "" {
+				refusal.Message += operatorRefusedText(p, c)
+				details["operator_refused"] = opRefused
+			}
 			if _, err := s.recordFailure(ctx, p.ID, c.Subject, refusal.Code, now); err != nil {
 				return err
 			}
 			return s.audit.Record(ctx, audit.Event{AgencyID: models.PlatformAgencyID, Actor: userActor(u), Action: audit.ActionSignInRefused,
 				TargetType: "user", TargetID: strconv.FormatInt(u.ID, 10), TargetName: u.Display(), Outcome: audit.OutcomeDenied, Reason: refusal.Code,
-				Origin: origin, Details: map[string]string{"provider": p.ID, "groups": strconv.Itoa(len(c.Groups))}})
+				Origin: origin, Details: details})
 		}
 		u.LastSignInAt = &now
 		if err := s.users.Save(ctx, &u); err != nil {
@@ -259,9 +263,13 @@ func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin a
 		if err := s.sessions.Create(ctx, &sess); err != nil {
 			return err
 		}
+		details := map[string]string{"provider": p.ID, "roles": rolesSummary(roles), "operator": strconv.FormatBool(u.IsOperator)}
+		if opRefused != "" {
+			details["operator_refused"] = opRefused
+		}
 		return s.audit.Record(ctx, audit.Event{AgencyID: pr.CurrentAgencyID, Actor: pr.Actor(), Action: audit.ActionSignIn,
 			TargetType: "session", TargetID: sess.ID[:12], TargetName: u.Display(), Outcome: audit.OutcomeSuccess, Origin: origin,
-			Details: map[string]string{"provider": p.ID, "roles": rolesSummary(roles), "operator": strconv.FormatBool(u.IsOperator)}})
+			Details: details})
 	})
 	if err != nil {
 		return Principal{}, "", fmt.Errorf("auth: sign in: %w", err)
