@@ -143,7 +143,7 @@ func (s *Server) requireRecent(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		// Come back to the page of this action (the GET of the same path).
-		return c.Redirect(http.StatusSeeOther, "/auth/reauth?return_to="+urlQueryEscape(c.Request().URL.Path))
+		return c.Redirect(http.StatusSeeOther, handlers.ReauthPath(c.Request().URL.Path))
 	}
 }
 

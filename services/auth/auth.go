@@ -183,6 +183,20 @@ func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin a
 			refusal, err = s.refuseLocked(ctx, actor, p.ID, until, origin)
 			return err
 		}
+		authTime, rf := authTimeOf(c, now, false)
+		if rf != nil {
+			refusal = rf
+			actor := anonymousActor(p.ID, c.Subject)
+			if u.ID != 0 {
+				actor = userActor(u)
+			}
+			if _, err := s.recordFailure(ctx, p.ID, c.Subject, refusal.Code, now); err != nil {
+				return err
+			}
+			return s.audit.Record(ctx, audit.Event{AgencyID: models.PlatformAgencyID, Actor: actor, Action: audit.ActionSignInRefused,
+				TargetType: "provider", TargetID: p.ID, Outcome: audit.OutcomeDenied, Reason: refusal.Code, Origin: origin,
+				Details: map[string]string{"auth_time": "future"}})
+		}
 		u.Email, u.Name, u.UpdatedAt = c.Email, c.Name, now
 		// Operator only from a claim the provider vouches for: the subject,
 		// Azure's object id, or an e-mail the kind verifies (EmailVouched).
@@ -247,10 +261,6 @@ func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin a
 		token, err = newToken()
 		if err != nil {
 			return err
-		}
-		authTime := now
-		if !c.AuthTime.IsZero() && c.AuthTime.Before(now) {
-			authTime = c.AuthTime.UTC()
 		}
 		sess := models.Session{ID: HashToken(token), UserID: u.ID, Provider: p.ID, CreatedAt: now, LastSeenAt: now, AuthTime: authTime,
 			SourceIP: origin.SourceIP, UserAgent: clip(origin.UserAgent, 400)}
@@ -402,6 +412,28 @@ func (s *Service) SignOut(ctx context.Context, p Principal, origin audit.Origin)
 	})
 }
 
+// AuthTimeSkew is how far ahead of this server's clock an identity
+// provider's auth_time may be (clocks drift); it is then stored as now. A
+// later auth_time is refused: stored, it would make a session look
+// recently signed in for longer than it was.
+const AuthTimeSkew = 2 * time.Minute
+
+// authTimeOf is the sign-in time to keep for the claims: their auth_time,
+// never after now, or now when the token has none and none was required.
+func authTimeOf(c Claims, now time.Time, required bool) (time.Time, *Refusal) {
+	switch {
+	case c.AuthTime.IsZero() && required:
+		return time.Time{}, &Refusal{RefusedClaims, "The identity provider did not say when you last entered your credentials (auth_time), so this sign-in cannot confirm it is you. Try again; if it keeps happening, ask your administrator to check the provider."}
+	case c.AuthTime.IsZero():
+		return now, nil
+	case c.AuthTime.After(now.Add(AuthTimeSkew)):
+		return time.Time{}, &Refusal{RefusedClaims, "The identity provider's clock is ahead of the console's (its sign-in time is in the future), so the sign-in was not accepted. Try again in a moment; if it keeps happening, ask your administrator to check the clocks."}
+	case c.AuthTime.After(now):
+		return now, nil
+	}
+	return c.AuthTime.UTC(), nil
+}
+
 // Recent reports whether the principal signed in recently enough for a
 // sensitive action.
 func (s *Service) Recent(p Principal) bool {
@@ -414,13 +446,6 @@ func (s *Service) Reauthenticated(ctx context.Context, p Principal, c Claims, or
 	now := s.now()
 	if c.Subject != p.User.Subject {
 		return &Refusal{RefusedClaims, "You signed in again as a different user. Sign out first to switch accounts."}
-	}
-	at := now
-	if !c.AuthTime.IsZero() {
-		at = c.AuthTime.UTC()
-		if now.Sub(at) >= s.cfg.RecentAuth {
-			return &Refusal{RefusedClaims, "The identity provider did not ask for your credentials again. Try again."}
-		}
 	}
 	var refusal *Refusal
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
@@ -436,6 +461,15 @@ func (s *Service) Reauthenticated(ctx context.Context, p Principal, c Claims, or
 	}
 	if refusal != nil {
 		return refusal
+	}
+	// The round trip sent max_age, so auth_time is required (OIDC Core
+	// 3.1.2.1) and must show the credentials were asked for just now.
+	at, rf := authTimeOf(c, now, true)
+	if rf != nil {
+		return rf
+	}
+	if now.Sub(at) >= s.cfg.RecentAuth {
+		return &Refusal{RefusedClaims, "The identity provider did not ask for your credentials again. Try again."}
 	}
 	return s.db.Tx(ctx, func(ctx context.Context) error {
 		if err := s.sessions.SetAuthTime(ctx, p.SessionID, at); err != nil {
