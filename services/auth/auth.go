@@ -150,9 +150,9 @@ func newToken() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// SignIn provisions or updates the user behind verified claims, resolves their
-// agency roles from the group mappings, starts a new session and audits the
-// outcome. It returns the session token for the cookie. An account with too
+// SignIn provisions or updates the user behind verified claims, keeps their
+// groups (from which each request resolves their agency roles), starts a
+// new session and audits the outcome. It returns the session token for the cookie. An account with too
 // many recent failed sign-ins is refused (RefusedThrottled) until the
 // failures age out; a refused sign-in counts as a failure of the account and
 // a successful one clears its failures.
@@ -232,7 +232,8 @@ func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin a
 			if err := s.users.Save(ctx, &u); err != nil {
 				return err
 			}
-			if err := s.users.SetRoles(ctx, u.ID, nil, now); err != nil {
+			// The latest groups count for the user's other sessions too.
+			if err := s.users.SetGroups(ctx, u.ID, c.Groups); err != nil {
 				return err
 			}
 			refusal = &Refusal{RefusedNoAccess, "You signed in successfully, but none of your groups gives access to an agency in this console. Ask your agency administrator to map your group to a role."}
@@ -255,7 +256,10 @@ func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin a
 		if err := s.clearFailures(ctx, p.ID, c.Subject); err != nil {
 			return err
 		}
-		if err := s.users.SetRoles(ctx, u.ID, roles, now); err != nil {
+		// Only the groups are kept: every request resolves the roles from
+		// them and the mappings as they are then (SessionStore.Principal), so
+		// the user's open sessions follow mapping changes and this sign-in.
+		if err := s.users.SetGroups(ctx, u.ID, c.Groups); err != nil {
 			return err
 		}
 		token, err = newToken()
