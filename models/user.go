@@ -75,6 +75,16 @@ func (s *UserStore) Save(ctx context.Context, u *User) error {
 	return nil
 }
 
+// Disabled returns every user deactivated in the console, most recently
+// deactivated first.
+func (s *UserStore) Disabled(ctx context.Context) ([]User, error) {
+	var out []User
+	if err := s.db.Conn(ctx).Where("disabled_at IS NOT NULL").Order("disabled_at DESC, id").Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("models: disabled users: %w", classify(err))
+	}
+	return out, nil
+}
+
 // UserGroup is one group (or Google domain/email value) the user's
 // provider sent at their latest sign-in. Roles are never stored: they are
 // resolved from these and the role mappings as they are at each read (see
