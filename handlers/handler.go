@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -131,5 +132,21 @@ func (h *Handler) Flashf(c echo.Context, kind, text string) {
 
 // SeeOther redirects after a successful POST.
 func SeeOther(c echo.Context, path string) error { return c.Redirect(http.StatusSeeOther, path) }
+
+// ReauthPath is the recent-sign-in page that brings the user back to
+// returnTo (a local path) afterwards.
+func ReauthPath(returnTo string) string { return "/auth/reauth?return_to=" + url.QueryEscape(returnTo) }
+
+// recentOr reports whether the caller signed in recently enough for a
+// sensitive action decided inside a handler (what Router.Recent does for a
+// whole route); when not, the caller is sent through the provider again and
+// back to returnTo, and ok is false.
+func (h *Handler) recentOr(c echo.Context, returnTo string) (ok bool, err error) {
+	pr, signedIn := PrincipalOf(c)
+	if signedIn && h.Auth.Recent(pr) {
+		return true, nil
+	}
+	return false, SeeOther(c, ReauthPath(returnTo))
+}
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

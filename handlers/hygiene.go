@@ -3,7 +3,6 @@ package handlers
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -121,7 +120,7 @@ func (h *Hygiene) HygieneShow(c echo.Context) error {
 			v.CanBulk = true
 		} else {
 			v.NeedsReauth = true
-			v.ReauthPath = "/auth/reauth?return_to=" + url.QueryEscape(base+"/hygiene")
+			v.ReauthPath = ReauthPath(base + "/hygiene")
 		}
 	}
 	if v.Banners, err = h.idpBanners(ctx, s.Agency.ID, p, s.Agency.Slug); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -62,8 +63,10 @@ func (h *Hygiene) reviewView(c echo.Context, userID int64, actions map[string]st
 		v.DeactivateBlocked = "You cannot deactivate yourself; another admin must do it."
 	case m.IsOperator:
 		v.DeactivateBlocked = "This person is a platform operator; only a platform operator can deactivate them."
+		v.ReenableBlocked = "This person is a platform operator; only a platform operator can re-enable them."
 	case rv.OtherAgencies > 0:
 		v.DeactivateBlocked = fmt.Sprintf("This person also holds a role in %d other agencies; ask a platform operator to deactivate them, or have their identity-provider groups changed.", rv.OtherAgencies)
+		v.ReenableBlocked = fmt.Sprintf("This person also holds a role in %d other agencies; only a platform operator can re-enable them.", rv.OtherAgencies)
 	}
 	base := "/a/" + s.Agency.Slug
 	for _, e := range rv.Entries {
@@ -157,8 +160,8 @@ func (h *Hygiene) PersonnelApply(c echo.Context) error {
 	if strings.TrimSpace(form.Get("confirm")) != s.Agency.Slug {
 		errs["confirm"] = "Type the agency's short name, " + s.Agency.Slug + ", exactly to confirm."
 	}
-	if len(reason) > 300 || strings.ContainsAny(reason, "\r\n") {
-		errs["reason"] = "The reason must be a single line of at most 300 characters."
+	if msg := reasonError(reason); msg != "" {
+		errs["reason"] = msg
 	}
 	var res inventory.PersonnelResult
 	if len(errs) == 0 {
@@ -195,4 +198,121 @@ func (h *Hygiene) PersonnelApply(c echo.Context) error {
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return Render(c, http.StatusOK, views.OperationSummary(h.Page(c, "Personnel change summary", "policy"), v))
+}
+
+// reasonError checks an audit reason typed in a form: one line of at most
+// 300 characters.
+func reasonError(reason string) string {
+	if len(reason) > 300 || strings.ContainsAny(reason, "\r\n") {
+		return "The reason must be a single line of at most 300 characters."
+	}
+	return ""
+}
+
+// PersonnelReenable lets a deactivated member of the agency sign in again:
+// the people the admin may deactivate (this agency's alone, not a platform
+// operator); anyone else is re-enabled by a platform operator. Audited.
+func (h *Hygiene) PersonnelReenable(c echo.Context) error {
+	s, _ := ScopeOf(c)
+	pr, _ := PrincipalOf(c)
+	id, err := h.memberID(c)
+	if err != nil {
+		return err
+	}
+	// Like deactivating, it needs a recent sign-in; back to the review page.
+	if ok, err := h.recentOr(c, "/a/"+s.Agency.Slug+"/personnel/"+itoa(id)); !ok {
+		return err
+	}
+	reason := strings.TrimSpace(c.FormValue("reenable_reason"))
+	errs := views.FieldErrors{}
+	if msg := reasonError(reason); msg != "" {
+		errs["reenable_reason"] = msg
+	} else {
+		u, err := h.Inventory.Reenable(c.Request().Context(), inventory.ReenableChange{AgencyID: s.Agency.ID, Actor: pr.Actor(), ActorID: pr.User.ID,
+			Origin: Origin(c), UserID: id, Reason: reason})
+		switch {
+		case err == nil:
+			h.Flashf(c, "success", u.Display()+" can sign in again, with the roles their identity-provider groups give them.")
+			return SeeOther(c, "/a/"+s.Agency.Slug+"/personnel/"+itoa(id))
+		case errors.Is(err, inventory.ErrSelf), errors.Is(err, inventory.ErrOperator), errors.Is(err, inventory.ErrOtherAgencies):
+			errs["reenable_reason"] = "This person cannot be re-enabled here; ask a platform operator."
+		case errors.Is(err, inventory.ErrNotDisabled):
+			errs["reenable_reason"] = u.Display() + " is not deactivated."
+		default:
+			return notFoundOr(err)
+		}
+	}
+	v, _, err := h.reviewView(c, id, nil)
+	if err != nil {
+		return err
+	}
+	v.ReenableReason, v.Errors = reason, errs
+	return Render(c, http.StatusUnprocessableEntity, views.PersonnelReview(h.Page(c, "Personnel change: "+v.Name, "policy"), v))
+}
+
+// OperatorUsers lists every deactivated user for a platform operator.
+func (h *Hygiene) OperatorUsers(c echo.Context) error {
+	return h.renderOperatorUsers(c, http.StatusOK, nil, nil)
+}
+
+func (h *Hygiene) renderOperatorUsers(c echo.Context, status int, reasons map[string]string, errs views.FieldErrors) error {
+	ctx := c.Request().Context()
+	list, err := h.Inventory.Disabled(ctx)
+	if err != nil {
+		return err
+	}
+	var ids []int64
+	for _, u := range list {
+		for id := range u.Roles {
+			ids = append(ids, id)
+		}
+	}
+	names := map[int64]string{}
+	if len(ids) > 0 {
+		as, err := h.Agencies.ByIDs(ctx, ids)
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			names[a.ID] = a.Name
+		}
+	}
+	rows := make([]views.DisabledUserRow, 0, len(list))
+	for _, u := range list {
+		r := views.DisabledUserRow{ID: itoa(u.ID), Name: u.Display(), Email: u.Email, Provider: u.Provider, Since: views.WhenPtr(u.DisabledAt, "")}
+		for id, role := range u.Roles {
+			r.Agencies = append(r.Agencies, names[id]+": "+role)
+		}
+		sort.Strings(r.Agencies)
+		rows = append(rows, r)
+	}
+	return Render(c, status, views.OperatorUsers(h.Page(c, "Deactivated users", "operator-users"), rows, reasons, errs))
+}
+
+// OperatorUserEnable re-enables any deactivated user (platform operators
+// only), audited in the platform chain and every agency of the user.
+func (h *Hygiene) OperatorUserEnable(c echo.Context) error {
+	pr, _ := PrincipalOf(c)
+	id, err := h.memberID(c)
+	if err != nil {
+		return err
+	}
+	if ok, err := h.recentOr(c, "/operator/users"); !ok {
+		return err
+	}
+	key := "reason-" + itoa(id)
+	reason := strings.TrimSpace(c.FormValue("reason"))
+	if msg := reasonError(reason); msg != "" {
+		return h.renderOperatorUsers(c, http.StatusUnprocessableEntity, map[string]string{itoa(id): reason}, views.FieldErrors{key: msg})
+	}
+	u, err := h.Inventory.Reenable(c.Request().Context(), inventory.ReenableChange{AgencyID: models.PlatformAgencyID, Actor: pr.Actor(), ActorID: pr.User.ID,
+		Origin: Origin(c), UserID: id, Reason: reason})
+	switch {
+	case errors.Is(err, inventory.ErrNotDisabled):
+		return h.renderOperatorUsers(c, http.StatusUnprocessableEntity, nil, views.FieldErrors{key: u.Display() + " is not deactivated."})
+	case err != nil:
+		return notFoundOr(err)
+	}
+	h.Flashf(c, "success", u.Display()+" can sign in again, with the roles their identity-provider groups give them.")
+	return SeeOther(c, "/operator/users")
 }

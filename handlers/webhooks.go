@@ -281,6 +281,13 @@ func (h *Webhooks) Update(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// A new URL redirects the endpoint's signed events: like revealing a
+	// secret, it needs a recent sign-in. Other changes do not.
+	if strings.TrimSpace(in.URL) != e.URL {
+		if ok, err := h.recentOr(c, webhookPath(s, "/"+itoa(e.ID)+"/edit")); !ok {
+			return err
+		}
+	}
 	_, err = h.Svc.Update(c.Request().Context(), h.caller(c), s.Agency.ID, e.ID, in)
 	var ie *webhooks.InputError
 	if errors.As(err, &ie) {

@@ -69,13 +69,18 @@ type SessionPrincipal struct {
 }
 
 // The statement of Principal: the session by id, its user, and one row per
-// role of the user with its agency (a single row of NULL roles when there is
-// none). On SQLite the timestamps are read as their text (see parseDBTime).
+// mapping that one of the user's groups matches now, with its agency (a
+// single row of NULLs when there is none). Roles are resolved here, on
+// every request, never copied at sign-in: a removed or changed mapping or
+// a deleted agency counts from the next request on every replica. The
+// parenthesised inner joins keep groups that match no mapping out of the
+// result. On SQLite the timestamps are read as their text (see parseDBTime).
 const principalSelect = "SELECT s.user_id, s.provider, s.current_agency_id, %s, %s, %s, %s, " +
 	"u.id, u.provider, u.subject, u.email, u.name, u.is_operator, %s, %s, %s, %s, " +
 	"r.agency_id, r.role, a.slug, a.name, %s, %s " +
-	"FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN user_agency_roles r ON r.user_id = u.id " +
-	"LEFT JOIN agencies a ON a.id = r.agency_id WHERE s.id = %s ORDER BY a.name, a.id"
+	"FROM sessions s JOIN users u ON u.id = s.user_id " +
+	"LEFT JOIN (user_groups g JOIN role_mappings r ON r.group_value = g.group_value JOIN agencies a ON a.id = r.agency_id) " +
+	"ON g.user_id = u.id AND r.provider = u.provider WHERE s.id = %s ORDER BY a.name, a.id"
 
 var (
 	principalSQLite = principalStatement(SQLite, "?")
@@ -131,8 +136,16 @@ func (s *SessionStore) Principal(ctx context.Context, id string) (SessionPrincip
 			}
 		}
 		n++
-		if agencyID.Valid {
+		if !agencyID.Valid {
+			continue
+		}
+		// Rows of one agency are adjacent (ordered by name, id): its
+		// strongest role wins and it is listed once.
+		if RoleRank(role.V) > RoleRank(out.Roles[agencyID.V]) {
 			out.Roles[agencyID.V] = role.V
+		}
+		if k := len(out.Agencies); k > 0 && out.Agencies[k-1].ID == agencyID.V {
+			continue
 		}
 		if slug.Valid && created != nil && updated != nil {
 			out.Agencies = append(out.Agencies, Agency{ID: agencyID.V, Slug: slug.V, Name: name.V, CreatedAt: *created, UpdatedAt: *updated})

@@ -3,6 +3,7 @@ package models_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -25,9 +26,7 @@ func TestSessionPrincipalReadsSessionUserAndRoles(t *testing.T) {
 			if err := users.Create(ctx, &u); err != nil {
 				t.Fatal(err)
 			}
-			if err := users.SetRoles(ctx, u.ID, roles, now); err != nil {
-				t.Fatal(err)
-			}
+			grant(t, db, u, roles)
 			return u
 		}
 		two := mk("two", false, map[int64]string{a.ID: models.RoleAdmin, b.ID: models.RoleViewer})
@@ -51,6 +50,9 @@ func TestSessionPrincipalReadsSessionUserAndRoles(t *testing.T) {
 			want.SourceIP, want.UserAgent = "", ""
 			wantUser, _ := users.ByID(ctx, tc.user.ID)
 			wantRoles, _ := users.Roles(ctx, tc.user.ID)
+			if tc.user.ID == two.ID && (len(wantRoles) != 2 || wantRoles[a.ID] != models.RoleAdmin || wantRoles[b.ID] != models.RoleViewer) {
+				t.Fatalf("roles of two: %v", wantRoles)
+			}
 			if !sameSession(got.Session, want) {
 				t.Errorf("%s: session %+v, want %+v", tc.id, got.Session, want)
 			}
@@ -98,6 +100,36 @@ func TestSessionPrincipalReadsSessionUserAndRoles(t *testing.T) {
 			t.Errorf("missing session: %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// grant gives a user roles the way sign-in does: groups of their latest
+// sign-in, mapped to the roles. Each agency also gets a weaker mapping of
+// a second group of the user and a mapping of the same group at another
+// provider, and the user a group no mapping names, so the strongest of
+// several rows must win and the others must not count.
+func grant(t *testing.T, db *models.DB, u models.User, roles map[int64]string) {
+	t.Helper()
+	ctx := context.Background()
+	as := models.NewAgencyStore(db)
+	groups := []string{"unmapped-" + u.Subject}
+	for agencyID, role := range roles {
+		g := fmt.Sprintf("g-%s-%d-%s", u.Subject, agencyID, role)
+		weak := g + "-weak"
+		for _, m := range []models.RoleMapping{
+			{AgencyID: agencyID, Provider: u.Provider, GroupValue: g, Role: role},
+			{AgencyID: agencyID, Provider: u.Provider, GroupValue: weak, Role: models.RoleViewer},
+			{AgencyID: agencyID, Provider: "elsewhere", GroupValue: g, Role: models.RoleAdmin},
+		} {
+			m.CreatedAt = time.Now().UTC()
+			if err := as.AddMapping(ctx, &m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		groups = append(groups, g, weak)
+	}
+	if err := models.NewUserStore(db).SetGroups(ctx, u.ID, groups); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func sameTime(a, b *time.Time) bool {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"gorm.io/gorm/clause"
 )
 
 // User is a person known through an identity provider. The identity is the
@@ -37,15 +35,7 @@ func (u User) Display() string {
 	return u.Provider + ":" + u.Subject
 }
 
-// UserAgencyRole is a user's role in one agency as resolved at their last sign-in.
-type UserAgencyRole struct {
-	UserID    int64 `gorm:"primaryKey"`
-	AgencyID  int64 `gorm:"primaryKey"`
-	Role      string
-	UpdatedAt time.Time
-}
-
-// UserStore reads and writes users and their resolved roles.
+// UserStore reads and writes users and the groups of their latest sign-in.
 type UserStore struct{ db *DB }
 
 // NewUserStore returns the user store.
@@ -85,30 +75,90 @@ func (s *UserStore) Save(ctx context.Context, u *User) error {
 	return nil
 }
 
-// SetRoles replaces the user's resolved agency roles.
-func (s *UserStore) SetRoles(ctx context.Context, userID int64, roles map[int64]string, now time.Time) error {
-	c := s.db.Conn(ctx)
-	if err := c.Where("user_id = ?", userID).Delete(&UserAgencyRole{}).Error; err != nil {
-		return fmt.Errorf("models: clear roles: %w", classify(err))
+// Disabled returns every user deactivated in the console, most recently
+// deactivated first.
+func (s *UserStore) Disabled(ctx context.Context) ([]User, error) {
+	var out []User
+	if err := s.db.Conn(ctx).Where("disabled_at IS NOT NULL").Order("disabled_at DESC, id").Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("models: disabled users: %w", classify(err))
 	}
-	for agencyID, role := range roles {
-		r := UserAgencyRole{UserID: userID, AgencyID: agencyID, Role: role, UpdatedAt: now}
-		if err := c.Clauses(clause.OnConflict{UpdateAll: true}).Create(&r).Error; err != nil {
-			return fmt.Errorf("models: set role: %w", classify(err))
+	return out, nil
+}
+
+// UserGroup is one group (or Google domain/email value) the user's
+// provider sent at their latest sign-in. Roles are never stored: they are
+// resolved from these and the role mappings as they are at each read (see
+// liveRoles), so mapping changes take effect on the next request.
+type UserGroup struct {
+	UserID     int64  `gorm:"primaryKey"`
+	GroupValue string `gorm:"primaryKey"`
+}
+
+// Limits on the groups kept per user. A group longer than a mapping may be
+// can never match one; beyond MaxUserGroups the rest are not kept (Azure
+// AD sends at most 200 before its overage claim, Okta at most 100).
+const (
+	MaxGroupValue = 300
+	MaxUserGroups = 1000
+)
+
+// SetGroups replaces the user's groups with those of their latest sign-in
+// (duplicates and values no mapping can hold are left out).
+func (s *UserStore) SetGroups(ctx context.Context, userID int64, groups []string) error {
+	c := s.db.Conn(ctx)
+	if err := c.Where("user_id = ?", userID).Delete(&UserGroup{}).Error; err != nil {
+		return fmt.Errorf("models: clear groups: %w", classify(err))
+	}
+	rows := make([]UserGroup, 0, len(groups))
+	seen := make(map[string]bool, len(groups))
+	for _, g := range groups {
+		if g == "" || len(g) > MaxGroupValue || seen[g] || len(rows) == MaxUserGroups {
+			continue
 		}
+		seen[g] = true
+		rows = append(rows, UserGroup{UserID: userID, GroupValue: g})
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := c.CreateInBatches(rows, 200).Error; err != nil {
+		return fmt.Errorf("models: set groups: %w", classify(err))
 	}
 	return nil
 }
 
-// Roles returns the user's resolved roles by agency id.
+// Groups returns the user's groups from their latest sign-in, sorted.
+func (s *UserStore) Groups(ctx context.Context, userID int64) ([]string, error) {
+	var out []string
+	if err := s.db.Conn(ctx).Model(&UserGroup{}).Where("user_id = ?", userID).Order("group_value").Pluck("group_value", &out).Error; err != nil {
+		return nil, fmt.Errorf("models: groups: %w", classify(err))
+	}
+	return out, nil
+}
+
+// liveRoles joins users to the roles their groups give now: each group
+// matched to the mappings of the user's provider, in agencies that exist.
+// A user has one row per matching mapping; the strongest role of an
+// agency wins (RoleRank).
+const liveRoles = "users JOIN user_groups g ON g.user_id = users.id " +
+	"JOIN role_mappings m ON m.provider = users.provider AND m.group_value = g.group_value " +
+	"JOIN agencies a ON a.id = m.agency_id"
+
+// Roles returns the user's roles by agency id, resolved from their groups
+// and the current mappings.
 func (s *UserStore) Roles(ctx context.Context, userID int64) (map[int64]string, error) {
-	var rows []UserAgencyRole
-	if err := s.db.Conn(ctx).Where("user_id = ?", userID).Find(&rows).Error; err != nil {
+	var rows []struct {
+		AgencyID int64
+		Role     string
+	}
+	if err := s.db.Conn(ctx).Table(liveRoles).Select("m.agency_id AS agency_id, m.role AS role").Where("users.id = ?", userID).Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("models: roles: %w", classify(err))
 	}
 	out := make(map[int64]string, len(rows))
 	for _, r := range rows {
-		out[r.AgencyID] = r.Role
+		if RoleRank(r.Role) > RoleRank(out[r.AgencyID]) {
+			out[r.AgencyID] = r.Role
+		}
 	}
 	return out, nil
 }
@@ -119,16 +169,26 @@ type AgencyMember struct {
 	Role string
 }
 
-// Members lists the users holding a role in an agency.
+// Members lists the users holding a role in an agency now, by name.
 func (s *UserStore) Members(ctx context.Context, agencyID int64) ([]AgencyMember, error) {
-	var out []AgencyMember
-	err := s.db.Conn(ctx).Table("users").
-		Select("users.*, user_agency_roles.role AS role").
-		Joins("JOIN user_agency_roles ON user_agency_roles.user_id = users.id").
-		Where("user_agency_roles.agency_id = ?", agencyID).
-		Order("users.name, users.id").Scan(&out).Error
+	var rows []AgencyMember
+	err := s.db.Conn(ctx).Table(liveRoles).
+		Select("users.*, m.role AS role").
+		Where("m.agency_id = ?", agencyID).
+		Order("users.name, users.id").Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("models: members: %w", classify(err))
+	}
+	// One row per matching mapping: keep each user once, with the strongest role.
+	out := rows[:0]
+	for _, r := range rows {
+		if n := len(out); n > 0 && out[n-1].ID == r.ID {
+			if RoleRank(r.Role) > RoleRank(out[n-1].Role) {
+				out[n-1].Role = r.Role
+			}
+			continue
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }

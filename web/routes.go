@@ -15,7 +15,9 @@ import (
 type Router struct {
 	// Agency is the group under /a/:agency for signed-in members of that agency.
 	Agency *echo.Group
-	s      *Server
+	// Operator is the group under /operator for platform operators.
+	Operator *echo.Group
+	s        *Server
 }
 
 // Role admits callers holding at least the given role in the request's agency.
@@ -55,7 +57,7 @@ func (s *Server) routes(e *echo.Echo) {
 	ag := e.Group("/a/:agency", s.requireSignIn, s.agencyScope)
 	ag.GET("", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, c.Request().URL.Path+"/") })
 	ag.GET("/", h.Dashboard)
-	r := &Router{Agency: ag, s: s}
+	r := &Router{Agency: ag, Operator: op, s: s}
 	for _, m := range s.deps.Mount {
 		m(e, r)
 	}
@@ -143,7 +145,7 @@ func (s *Server) requireRecent(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		// Come back to the page of this action (the GET of the same path).
-		return c.Redirect(http.StatusSeeOther, "/auth/reauth?return_to="+urlQueryEscape(c.Request().URL.Path))
+		return c.Redirect(http.StatusSeeOther, handlers.ReauthPath(c.Request().URL.Path))
 	}
 }
 

@@ -67,8 +67,9 @@ func TestAgencyScopeFollowsTheSessionsRoles(t *testing.T) {
 			}
 		}
 
-		// Roles are read with the session: losing one shows at once.
-		if err := users.SetRoles(ctx, pr.User.ID, map[int64]string{st.demo.ID: models.RoleViewer}, pr.CreatedAt); err != nil {
+		// Roles are resolved with the session: losing a group (as a later
+		// sign-in records it) shows at once.
+		if err := users.SetGroups(ctx, pr.User.ID, []string{"demo-viewers"}); err != nil {
 			t.Fatal(err)
 		}
 		if r := get("/a/other-county/api-credentials"); r.status != http.StatusNotFound {

@@ -15,8 +15,9 @@ func APICredentialsRoutes(h *handlers.APICredentials, t *handlers.OAuthToken) fu
 		admin := r.Role(models.RoleAdmin)
 		g := r.Agency
 		g.GET("/api-credentials", h.List, r.Role(models.RoleViewer))
-		g.GET("/api-credentials/new", h.New, admin)
-		g.POST("/api-credentials", h.Create, admin)
+		// Creating shows a new secret: a recent sign-in, like regenerating.
+		g.GET("/api-credentials/new", h.New, admin, r.Recent())
+		g.POST("/api-credentials", h.Create, admin, r.Recent())
 		g.GET("/api-credentials/:id", h.Show, r.Role(models.RoleViewer))
 		g.GET("/api-credentials/:id/regenerate", h.RegenerateConfirm, admin, r.Recent())
 		g.POST("/api-credentials/:id/regenerate", h.Regenerate, admin, r.Recent())

@@ -8,16 +8,18 @@ import (
 )
 
 // WebhooksRoutes mounts the webhook pages under /a/:agency/webhooks: every
-// member reads; admins act; revealing and setting a secret need a recent
-// sign-in.
+// member reads; admins act; creating an endpoint, changing its URL,
+// revealing and setting a secret need a recent sign-in.
 func WebhooksRoutes(h *handlers.Webhooks) func(e *echo.Echo, r *Router) {
 	return func(_ *echo.Echo, r *Router) {
 		g := r.Agency
 		admin := r.Role(models.RoleAdmin)
 		recent := r.Recent()
 		g.GET("/webhooks", h.List)
-		g.GET("/webhooks/new", h.New, admin)
-		g.POST("/webhooks", h.Create, admin)
+		// Creating shows the new secret; Update asks for a recent sign-in
+		// itself when the URL changes.
+		g.GET("/webhooks/new", h.New, admin, recent)
+		g.POST("/webhooks", h.Create, admin, recent)
 		g.GET("/webhooks/:id", h.Show)
 		g.POST("/webhooks/:id", h.Update, admin)
 		g.GET("/webhooks/:id/edit", h.Edit, admin)

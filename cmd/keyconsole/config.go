@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"keyconsole/services/auth"
 	"keyconsole/services/oauth"
 	"keyconsole/web"
 )
@@ -266,16 +267,36 @@ func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*co
 	if len(c.Providers) == 0 && mode == modeServe {
 		bad("KEYCONSOLE_OIDC_PROVIDERS", "no sign-in provider configured: name at least one (e.g. okta) and set KEYCONSOLE_OIDC_<ID>_ISSUER, _CLIENT_ID, _CLIENT_SECRET and _KIND; `keyconsole dev` offers a built-in one for development")
 	}
-	for _, op := range strings.Split(getenv("KEYCONSOLE_OPERATORS"), ",") {
-		op = strings.ToLower(strings.TrimSpace(op))
-		if op == "" {
+	// Operators: provider:email (only where the provider kind vouches for
+	// the address), provider:sub:SUBJECT, or provider:oid:OBJECT-ID (azure).
+	kinds := map[string]string{}
+	for _, p := range c.Providers {
+		kinds[p.ID] = p.Kind
+	}
+	if mode == modeDev {
+		kinds[auth.KindDev] = auth.KindDev
+	}
+	for _, entry := range strings.Split(getenv("KEYCONSOLE_OPERATORS"), ",") {
+		if strings.TrimSpace(entry) == "" {
 			continue
 		}
-		if p, e, ok := strings.Cut(op, ":"); !ok || p == "" || !strings.Contains(e, "@") {
-			bad("KEYCONSOLE_OPERATORS", fmt.Sprintf("entry %q must be provider:email", op))
+		op, err := auth.ParseOperator(entry)
+		if err != nil {
+			bad("KEYCONSOLE_OPERATORS", fmt.Sprintf("entry %q %s", strings.TrimSpace(entry), err))
 			continue
 		}
-		c.Operators = append(c.Operators, op)
+		kind, known := kinds[op.Provider]
+		if !known && mode != modeTool {
+			bad("KEYCONSOLE_OPERATORS", fmt.Sprintf("entry %q: %s is not a configured provider (KEYCONSOLE_OIDC_PROVIDERS)", op, op.Provider))
+			continue
+		}
+		if known {
+			if err := op.CheckKind(kind); err != nil {
+				bad("KEYCONSOLE_OPERATORS", fmt.Sprintf("entry %q: %s", op, err))
+				continue
+			}
+		}
+		c.Operators = append(c.Operators, op.String())
 	}
 
 	c.SFTPAddr = "127.0.0.1:2222"

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
@@ -29,6 +30,11 @@ type User struct {
 	EmailVerified bool
 	Name          string
 	Groups        []string
+	// The ID token's auth_time is its issue time (the provider asked for
+	// the credentials just now, as a real one does when max_age is sent)
+	// moved by AuthTimeShift; NoAuthTime leaves the claim out.
+	AuthTimeShift time.Duration
+	NoAuthTime    bool
 }
 
 // ID returns the subject.
@@ -63,6 +69,7 @@ func (u User) Userinfo(scope []string) ([]byte, error) {
 
 type idTokenClaims struct {
 	*mockoidc.IDTokenClaims
+	AuthTime      int64    `json:"auth_time,omitempty"`
 	Email         string   `json:"email,omitempty"`
 	EmailVerified bool     `json:"email_verified,omitempty"`
 	Name          string   `json:"name,omitempty"`
@@ -73,7 +80,15 @@ type idTokenClaims struct {
 // mockoidc's base claims (iss, aud, exp, nonce ...).
 func (u User) Claims(scope []string, base *mockoidc.IDTokenClaims) (jwt.Claims, error) {
 	s := u.scoped(scope)
-	return &idTokenClaims{IDTokenClaims: base, Email: s.Email, EmailVerified: s.EmailVerified, Name: s.Name, Groups: s.Groups}, nil
+	out := &idTokenClaims{IDTokenClaims: base, Email: s.Email, EmailVerified: s.EmailVerified, Name: s.Name, Groups: s.Groups}
+	if !u.NoAuthTime {
+		issued := time.Now()
+		if base != nil && base.RegisteredClaims != nil && base.IssuedAt != nil {
+			issued = base.IssuedAt.Time
+		}
+		out.AuthTime = issued.Add(u.AuthTimeShift).Unix()
+	}
+	return out, nil
 }
 
 // IdP is the test's OIDC provider: a mockoidc server on 127.0.0.1 that also

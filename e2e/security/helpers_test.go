@@ -177,3 +177,47 @@ func form(kv ...string) url.Values {
 	}
 	return v
 }
+
+// reauth runs the recent-sign-in round trip of cl as u (the console's
+// confirm page, the provider asked with max_age=0 and prompt=login, the
+// callback) and returns the console's answer to the callback.
+func reauth(t *testing.T, c *harness.Console, cl *harness.Client, u harness.User, returnTo string) harness.Response {
+	t.Helper()
+	page := cl.Get("/auth/reauth?return_to=" + url.QueryEscape(returnTo))
+	if page.Status != http.StatusOK {
+		t.Fatalf("GET /auth/reauth: %d", page.Status)
+	}
+	c.Queue(u)
+	start := cl.PostForm("/auth/reauth", form("_csrf", csrfOf(page.Body), "return_to", returnTo))
+	if start.Status != http.StatusFound {
+		t.Fatalf("POST /auth/reauth: %d", start.Status)
+	}
+	if q := queryOf(t, start.Location()); q.Get("max_age") != "0" || q.Get("prompt") != "login" {
+		t.Fatalf("re-authentication request without max_age=0 and prompt=login: %s", start.Location())
+	}
+	authz := cl.Get(start.Location())
+	if authz.Status != http.StatusFound || !strings.Contains(authz.Location(), "/auth/callback/") {
+		t.Fatalf("provider authorization: %d %q", authz.Status, authz.Location())
+	}
+	return cl.Get(authz.Location())
+}
+
+func queryOf(t *testing.T, raw string) url.Values {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("parse %q: %v", raw, err)
+	}
+	return u.Query()
+}
+
+// ageSignIn makes every session of the user look signed in 11 minutes ago,
+// past the recent-sign-in window.
+func ageSignIn(t *testing.T, c *harness.Console, u harness.User) {
+	t.Helper()
+	err := c.DB().Gorm.Exec("UPDATE sessions SET auth_time = ? WHERE user_id IN (SELECT id FROM users WHERE provider = ? AND subject = ?)",
+		time.Now().UTC().Add(-11*time.Minute), harness.ProviderID, u.Subject).Error
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -31,7 +31,8 @@ var (
 
 // Config holds the session rules.
 type Config struct {
-	// Operators are platform operators as "provider:email" (lowercase).
+	// Operators are the KEYCONSOLE_OPERATORS entries (see ParseOperator);
+	// entries that do not parse grant nothing.
 	Operators       []string
 	IdleTimeout     time.Duration
 	AbsoluteTimeout time.Duration
@@ -97,6 +98,8 @@ type Service struct {
 	failures *models.SignInFailureStore
 	audit    *audit.Recorder
 	cfg      Config
+	// operators are the parsed Config.Operators.
+	operators []Operator
 }
 
 // NewService returns the sign-in service.
@@ -119,7 +122,13 @@ func NewService(db *models.DB, users *models.UserStore, agencies *models.AgencyS
 	if cfg.FailureWindow <= 0 {
 		cfg.FailureWindow = DefaultFailureWindow
 	}
-	return &Service{db: db, users: users, agencies: agencies, sessions: sessions, failures: models.NewSignInFailureStore(db), audit: rec, cfg: cfg}
+	var ops []Operator
+	for _, e := range cfg.Operators {
+		if op, err := ParseOperator(e); err == nil {
+			ops = append(ops, op)
+		}
+	}
+	return &Service{db: db, users: users, agencies: agencies, sessions: sessions, failures: models.NewSignInFailureStore(db), audit: rec, cfg: cfg, operators: ops}
 }
 
 // Config returns the session rules in force.
@@ -141,22 +150,9 @@ func newToken() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-func (s *Service) isOperator(provider, email string) bool {
-	if email == "" {
-		return false
-	}
-	want := strings.ToLower(provider + ":" + email)
-	for _, op := range s.cfg.Operators {
-		if op == want {
-			return true
-		}
-	}
-	return false
-}
-
-// SignIn provisions or updates the user behind verified claims, resolves their
-// agency roles from the group mappings, starts a new session and audits the
-// outcome. It returns the session token for the cookie. An account with too
+// SignIn provisions or updates the user behind verified claims, keeps their
+// groups (from which each request resolves their agency roles), starts a
+// new session and audits the outcome. It returns the session token for the cookie. An account with too
 // many recent failed sign-ins is refused (RefusedThrottled) until the
 // failures age out; a refused sign-in counts as a failure of the account and
 // a successful one clears its failures.
@@ -187,8 +183,25 @@ func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin a
 			refusal, err = s.refuseLocked(ctx, actor, p.ID, until, origin)
 			return err
 		}
+		authTime, rf := authTimeOf(c, now, false)
+		if rf != nil {
+			refusal = rf
+			actor := anonymousActor(p.ID, c.Subject)
+			if u.ID != 0 {
+				actor = userActor(u)
+			}
+			if _, err := s.recordFailure(ctx, p.ID, c.Subject, refusal.Code, now); err != nil {
+				return err
+			}
+			return s.audit.Record(ctx, audit.Event{AgencyID: models.PlatformAgencyID, Actor: actor, Action: audit.ActionSignInRefused,
+				TargetType: "provider", TargetID: p.ID, Outcome: audit.OutcomeDenied, Reason: refusal.Code, Origin: origin,
+				Details: map[string]string{"auth_time": "future"}})
+		}
 		u.Email, u.Name, u.UpdatedAt = c.Email, c.Name, now
-		u.IsOperator = (p.Kind == KindDev || c.EmailVerified || p.Kind == KindAzure || p.Kind == KindOkta || p.Kind == KindGeneric) && s.isOperator(p.ID, c.Email)
+		// Operator only from a claim the provider vouches for: the subject,
+		// Azure's object id, or an e-mail the kind verifies (EmailVouched).
+		var opRefused string
+		u.IsOperator, opRefused = s.operatorMatch(p, c)
 		if u.ID == 0 {
 			if err := s.users.Create(ctx, &u); err != nil {
 				return err
@@ -219,16 +232,22 @@ func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin a
 			if err := s.users.Save(ctx, &u); err != nil {
 				return err
 			}
-			if err := s.users.SetRoles(ctx, u.ID, nil, now); err != nil {
+			// The latest groups count for the user's other sessions too.
+			if err := s.users.SetGroups(ctx, u.ID, c.Groups); err != nil {
 				return err
 			}
 			refusal = &Refusal{RefusedNoAccess, "You signed in successfully, but none of your groups gives access to an agency in this console. Ask your agency administrator to map your group to a role."}
+			details := map[string]string{"provider": p.ID, "groups": strconv.Itoa(len(c.Groups))}
+			if opRefused != "" {
+				refusal.Message += operatorRefusedText(p, c)
+				details["operator_refused"] = opRefused
+			}
 			if _, err := s.recordFailure(ctx, p.ID, c.Subject, refusal.Code, now); err != nil {
 				return err
 			}
 			return s.audit.Record(ctx, audit.Event{AgencyID: models.PlatformAgencyID, Actor: userActor(u), Action: audit.ActionSignInRefused,
 				TargetType: "user", TargetID: strconv.FormatInt(u.ID, 10), TargetName: u.Display(), Outcome: audit.OutcomeDenied, Reason: refusal.Code,
-				Origin: origin, Details: map[string]string{"provider": p.ID, "groups": strconv.Itoa(len(c.Groups))}})
+				Origin: origin, Details: details})
 		}
 		u.LastSignInAt = &now
 		if err := s.users.Save(ctx, &u); err != nil {
@@ -237,16 +256,15 @@ func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin a
 		if err := s.clearFailures(ctx, p.ID, c.Subject); err != nil {
 			return err
 		}
-		if err := s.users.SetRoles(ctx, u.ID, roles, now); err != nil {
+		// Only the groups are kept: every request resolves the roles from
+		// them and the mappings as they are then (SessionStore.Principal), so
+		// the user's open sessions follow mapping changes and this sign-in.
+		if err := s.users.SetGroups(ctx, u.ID, c.Groups); err != nil {
 			return err
 		}
 		token, err = newToken()
 		if err != nil {
 			return err
-		}
-		authTime := now
-		if !c.AuthTime.IsZero() && c.AuthTime.Before(now) {
-			authTime = c.AuthTime.UTC()
 		}
 		sess := models.Session{ID: HashToken(token), UserID: u.ID, Provider: p.ID, CreatedAt: now, LastSeenAt: now, AuthTime: authTime,
 			SourceIP: origin.SourceIP, UserAgent: clip(origin.UserAgent, 400)}
@@ -259,9 +277,13 @@ func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin a
 		if err := s.sessions.Create(ctx, &sess); err != nil {
 			return err
 		}
+		details := map[string]string{"provider": p.ID, "roles": rolesSummary(roles), "operator": strconv.FormatBool(u.IsOperator)}
+		if opRefused != "" {
+			details["operator_refused"] = opRefused
+		}
 		return s.audit.Record(ctx, audit.Event{AgencyID: pr.CurrentAgencyID, Actor: pr.Actor(), Action: audit.ActionSignIn,
 			TargetType: "session", TargetID: sess.ID[:12], TargetName: u.Display(), Outcome: audit.OutcomeSuccess, Origin: origin,
-			Details: map[string]string{"provider": p.ID, "roles": rolesSummary(roles), "operator": strconv.FormatBool(u.IsOperator)}})
+			Details: details})
 	})
 	if err != nil {
 		return Principal{}, "", fmt.Errorf("auth: sign in: %w", err)
@@ -394,6 +416,28 @@ func (s *Service) SignOut(ctx context.Context, p Principal, origin audit.Origin)
 	})
 }
 
+// AuthTimeSkew is how far ahead of this server's clock an identity
+// provider's auth_time may be (clocks drift); it is then stored as now. A
+// later auth_time is refused: stored, it would make a session look
+// recently signed in for longer than it was.
+const AuthTimeSkew = 2 * time.Minute
+
+// authTimeOf is the sign-in time to keep for the claims: their auth_time,
+// never after now, or now when the token has none and none was required.
+func authTimeOf(c Claims, now time.Time, required bool) (time.Time, *Refusal) {
+	switch {
+	case c.AuthTime.IsZero() && required:
+		return time.Time{}, &Refusal{RefusedClaims, "The identity provider did not say when you last entered your credentials (auth_time), so this sign-in cannot confirm it is you. Try again; if it keeps happening, ask your administrator to check the provider."}
+	case c.AuthTime.IsZero():
+		return now, nil
+	case c.AuthTime.After(now.Add(AuthTimeSkew)):
+		return time.Time{}, &Refusal{RefusedClaims, "The identity provider's clock is ahead of the console's (its sign-in time is in the future), so the sign-in was not accepted. Try again in a moment; if it keeps happening, ask your administrator to check the clocks."}
+	case c.AuthTime.After(now):
+		return now, nil
+	}
+	return c.AuthTime.UTC(), nil
+}
+
 // Recent reports whether the principal signed in recently enough for a
 // sensitive action.
 func (s *Service) Recent(p Principal) bool {
@@ -406,13 +450,6 @@ func (s *Service) Reauthenticated(ctx context.Context, p Principal, c Claims, or
 	now := s.now()
 	if c.Subject != p.User.Subject {
 		return &Refusal{RefusedClaims, "You signed in again as a different user. Sign out first to switch accounts."}
-	}
-	at := now
-	if !c.AuthTime.IsZero() {
-		at = c.AuthTime.UTC()
-		if now.Sub(at) >= s.cfg.RecentAuth {
-			return &Refusal{RefusedClaims, "The identity provider did not ask for your credentials again. Try again."}
-		}
 	}
 	var refusal *Refusal
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
@@ -428,6 +465,15 @@ func (s *Service) Reauthenticated(ctx context.Context, p Principal, c Claims, or
 	}
 	if refusal != nil {
 		return refusal
+	}
+	// The round trip sent max_age, so auth_time is required (OIDC Core
+	// 3.1.2.1) and must show the credentials were asked for just now.
+	at, rf := authTimeOf(c, now, true)
+	if rf != nil {
+		return rf
+	}
+	if now.Sub(at) >= s.cfg.RecentAuth {
+		return &Refusal{RefusedClaims, "The identity provider did not ask for your credentials again. Try again."}
 	}
 	return s.db.Tx(ctx, func(ctx context.Context) error {
 		if err := s.sessions.SetAuthTime(ctx, p.SessionID, at); err != nil {

@@ -29,7 +29,9 @@ type ProviderInfo struct {
 
 // Claims are the verified ID-token claims keyconsole uses, read per provider kind.
 type Claims struct {
-	Subject       string
+	Subject string
+	// ObjectID is Azure AD's oid claim (azure kind only).
+	ObjectID      string
 	Email         string
 	EmailVerified bool
 	Name          string
@@ -75,8 +77,11 @@ func ReadClaims(p ProviderInfo, raw map[string]json.RawMessage) (Claims, error) 
 		return c, &Refusal{RefusedClaims, "The identity provider's token has no subject (sub) claim."}
 	}
 	c.Email = strings.ToLower(str("email"))
-	if c.Email == "" && p.Kind == KindAzure {
-		c.Email = strings.ToLower(str("preferred_username"))
+	if p.Kind == KindAzure {
+		c.ObjectID = strings.ToLower(str("oid"))
+		if c.Email == "" {
+			c.Email = strings.ToLower(str("preferred_username"))
+		}
 	}
 	c.Name = str("name")
 	if v, ok := raw["email_verified"]; ok {

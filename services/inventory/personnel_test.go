@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -98,7 +99,17 @@ func (st *stack) member(t *testing.T, subject, name string, roles map[int64]stri
 	if err := st.users.Create(ctx, &u); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.users.SetRoles(ctx, u.ID, roles, now); err != nil {
+	// Roles come from the user's groups and the agencies' mappings, as
+	// after a sign-in.
+	var groups []string
+	for agencyID, role := range roles {
+		m := models.RoleMapping{AgencyID: agencyID, Provider: "okta", GroupValue: fmt.Sprintf("%s-%d-%s", subject, agencyID, role), Role: role, CreatedAt: now}
+		if err := models.NewAgencyStore(st.db).AddMapping(ctx, &m); err != nil {
+			t.Fatal(err)
+		}
+		groups = append(groups, m.GroupValue)
+	}
+	if err := st.users.SetGroups(ctx, u.ID, groups); err != nil {
 		t.Fatal(err)
 	}
 	token := subject + "-session-token-0123456789"
