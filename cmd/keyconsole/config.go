@@ -325,7 +325,15 @@ func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*co
 		c.WebhookCIDRs = append(c.WebhookCIDRs, p.Masked())
 	}
 	c.TrustedProxies, c.ProxyHeader = trustedProxies(g, bad)
-	c.WebhookEgress = strings.FieldsFunc(getenv("KEYCONSOLE_WEBHOOK_EGRESS_IPS"), func(r rune) bool { return r == ',' || r == ' ' })
+	for _, ip := range strings.FieldsFunc(getenv("KEYCONSOLE_WEBHOOK_EGRESS_IPS"), func(r rune) bool { return r == ',' || r == ' ' }) {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			if _, err := netip.ParsePrefix(ip); err != nil {
+				bad("KEYCONSOLE_WEBHOOK_EGRESS_IPS", fmt.Sprintf("%q is not an IP address or CIDR prefix", ip))
+				continue
+			}
+		}
+		c.WebhookEgress = append(c.WebhookEgress, ip)
+	}
 	c.IdleTimeout = durationVar(g, "KEYCONSOLE_SESSION_IDLE_TIMEOUT", 30*time.Minute, &errs)
 	c.AbsoluteTimeout = durationVar(g, "KEYCONSOLE_SESSION_ABSOLUTE_TIMEOUT", 12*time.Hour, &errs)
 	if c.IdleTimeout > c.AbsoluteTimeout {

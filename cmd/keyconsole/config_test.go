@@ -69,6 +69,7 @@ func TestConfigRefusals(t *testing.T) {
 		{"short retention", map[string]string{"KEYCONSOLE_AUDIT_RETENTION": "720h"}, false, "KEYCONSOLE_AUDIT_RETENTION", "one year"},
 		{"bad env", map[string]string{"KEYCONSOLE_ENV": "staging"}, false, "KEYCONSOLE_ENV", "development or production"},
 		{"bad http addr", map[string]string{"KEYCONSOLE_HTTP_ADDR": "8080"}, false, "KEYCONSOLE_HTTP_ADDR", "host:port"},
+		{"bad egress address", map[string]string{"KEYCONSOLE_WEBHOOK_EGRESS_IPS": "198.51.100.7, egress.example.gov"}, false, "KEYCONSOLE_WEBHOOK_EGRESS_IPS", "not an IP address or CIDR"},
 		{"bad database scheme", map[string]string{"KEYCONSOLE_DATABASE_URL": "mysql://x"}, false, "KEYCONSOLE_DATABASE_URL", "postgres://"},
 	}
 	for _, tt := range tests {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,13 +21,6 @@ import (
 func wireWebhooks(ctx context.Context, rt *runtime) error {
 	if rt.secrets == nil {
 		return errors.New("webhooks: the secret service is not wired")
-	}
-	for _, ip := range rt.cfg.WebhookEgress {
-		if _, err := netip.ParseAddr(ip); err != nil {
-			if _, err := netip.ParsePrefix(ip); err != nil {
-				return configErrors{{"KEYCONSOLE_WEBHOOK_EGRESS_IPS", fmt.Sprintf("%q is not an IP address or CIDR prefix", ip)}}
-			}
-		}
 	}
 	svc := webhooks.NewService(rt.db, models.NewWebhookStore(rt.db), rt.secrets, rt.recorder, rt.policies, webhooks.Options{
 		Egress:    webhooks.EgressPolicy{AllowedCIDRs: rt.cfg.WebhookCIDRs, RequireHTTPS: rt.cfg.production()},
