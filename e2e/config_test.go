@@ -93,11 +93,9 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 			reason:   "refuses to start in production",
 		},
 		{
-			name: "dev configuration check in production",
-			change: func(env map[string]string) {
-				env["KEYCONSOLE_CONFIG_CHECK_DEV"] = "true"
-			},
-			commands: [][]string{{"config", "check"}},
+			name:     "dev configuration check in production",
+			change:   func(map[string]string) {},
+			commands: [][]string{{"config", "check", "--dev"}},
 			variable: "KEYCONSOLE_ENV",
 			reason:   "refuses to start in production",
 		},

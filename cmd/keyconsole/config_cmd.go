@@ -7,12 +7,10 @@ import (
 )
 
 func cmdConfig(args []string, lookupEnv func(string) (string, bool), stdout io.Writer) error {
-	if len(args) != 1 || args[0] != "check" {
-		return usageError{"usage: keyconsole config check"}
-	}
-	dev := false
-	if v, _ := lookupEnv("KEYCONSOLE_CONFIG_CHECK_DEV"); v == "true" {
-		dev = true
+	// --dev checks the environment as `keyconsole dev` reads it.
+	dev := len(args) == 2 && args[1] == "--dev"
+	if len(args) < 1 || args[0] != "check" || (len(args) == 2 && !dev) || len(args) > 2 {
+		return usageError{"usage: keyconsole config check [--dev]"}
 	}
 	cfg, err := loadConfig(lookupEnv, dev)
 	if err != nil {

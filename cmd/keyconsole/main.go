@@ -29,7 +29,7 @@ Commands:
                         create an agency
   agency map SLUG --provider ID --group VALUE --role admin|reviewer|viewer
                         map an identity-provider group to a role in an agency
-  config check          validate the configuration and report every problem
+  config check [--dev]  validate the configuration (as serve reads it, or as dev) and report every problem
   kms check             round trip against the configured key-management service
   kms rewrap [--batch N]
                         re-wrap every stored data key under the current KMS key
