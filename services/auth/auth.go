@@ -200,15 +200,19 @@ func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin a
 		// Operator only from a claim the provider vouches for: the subject,
 		// Azure's object id, or an e-mail the kind verifies (EmailVouched).
 		isOperator, opRefused := s.operatorMatch(p, c)
+		// The user is inserted or read again here by one upsert, which
+		// locks the row until the sign-in commits (PostgreSQL): another
+		// first sign-in of the same person (a double click, two tabs, two
+		// replicas) may have inserted it since the read above, and a
+		// deactivation may have committed since. The disabled check below
+		// and the Save after it must see that row, or the Save would write
+		// back the stale disabled_at and undo the deactivation; a
+		// deactivation arriving later waits and then ends this session.
 		if u.ID == 0 {
-			// A first sign-in inserts the user by upsert: another sign-in of
-			// the same person may have inserted it since the read above (a
-			// double click, two tabs, two replicas), and then this one goes
-			// on with that row, as a later sign-in would.
 			u.Email, u.Name, u.IsOperator, u.UpdatedAt = c.Email, c.Name, isOperator, now
-			if err := s.users.Provision(ctx, &u); err != nil {
-				return err
-			}
+		}
+		if err := s.users.Provision(ctx, &u); err != nil {
+			return err
 		}
 		u.Email, u.Name, u.IsOperator, u.UpdatedAt = c.Email, c.Name, isOperator, now
 		if u.Disabled() {

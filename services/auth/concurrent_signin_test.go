@@ -104,3 +104,97 @@ func TestFault02_ConcurrentFirstSignInOneUser(t *testing.T) {
 		}
 	})
 }
+
+// TestFault02_SignInDuringDeactivationStaysDeactivated: a user deactivated
+// while sign-ins of theirs are under way stays deactivated, and none of
+// those sign-ins keeps a live session: each either finishes before the
+// deactivation (which then ends its session) or sees it and is refused.
+func TestFault02_SignInDuringDeactivationStaysDeactivated(t *testing.T) {
+	const n, rounds = 40, 5
+	modelstest.Each(t, func(t *testing.T, db *models.DB) {
+		f := setup(t, db)
+		ctx := context.Background()
+		sessions := models.NewSessionStore(db)
+		claims := auth.Claims{Subject: "00u-leaver", Email: "leaver@county.gov", Groups: []string{"admins"}}
+		if _, _, err := f.svc.SignIn(ctx, okta, claims, audit.Origin{}); err != nil {
+			t.Fatal(err)
+		}
+		u, err := f.users.ByIdentity(ctx, "okta", "00u-leaver")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r := range rounds {
+			// Re-enabled for the round, then deactivated while n sign-ins run,
+			// the way the console deactivates: the flag and the sessions in
+			// one transaction.
+			enable := func() error {
+				return db.Tx(ctx, func(ctx context.Context) error {
+					cur, err := f.users.ByID(ctx, u.ID)
+					if err != nil {
+						return err
+					}
+					cur.DisabledAt = nil
+					return f.users.Save(ctx, &cur)
+				})
+			}
+			if err := enable(); err != nil {
+				t.Fatal(err)
+			}
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			errs := make([]error, n)
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					_, _, errs[i] = f.svc.SignIn(ctx, okta, claims, audit.Origin{})
+				}()
+			}
+			var disableErr error
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				disableErr = db.Tx(ctx, func(ctx context.Context) error {
+					cur, err := f.users.ByID(ctx, u.ID)
+					if err != nil {
+						return err
+					}
+					now := f.clock.Now()
+					cur.DisabledAt = &now
+					if err := f.users.Save(ctx, &cur); err != nil {
+						return err
+					}
+					_, err = sessions.RevokeUser(ctx, u.ID, "user_disabled", now)
+					return err
+				})
+			}()
+			close(start)
+			wg.Wait()
+			if disableErr != nil {
+				t.Fatal(disableErr)
+			}
+			for i, err := range errs {
+				var rf *auth.Refusal
+				if err != nil && (!errors.As(err, &rf) || (rf.Code != auth.RefusedDisabled && rf.Code != auth.RefusedThrottled)) {
+					t.Fatalf("round %d: sign-in %d: %v", r+1, i+1, err)
+				}
+			}
+			got, err := f.users.ByID(ctx, u.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.Disabled() {
+				t.Fatalf("round %d: a sign-in undid the deactivation", r+1)
+			}
+			if live := countRows(t, db, "sessions", "user_id = ? AND revoked_at IS NULL", u.ID); live != 0 {
+				t.Fatalf("round %d: %d live sessions of a deactivated user", r+1, live)
+			}
+			// Refused sign-ins count as failures; clear them for the next round.
+			if err := db.Gorm.Exec("DELETE FROM sign_in_failures").Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
