@@ -200,17 +200,13 @@ func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin a
 		// Operator only from a claim the provider vouches for: the subject,
 		// Azure's object id, or an e-mail the kind verifies (EmailVouched).
 		isOperator, opRefused := s.operatorMatch(p, c)
-		// The user is inserted or read again here by one upsert, which
-		// locks the row until the sign-in commits (PostgreSQL): another
-		// first sign-in of the same person (a double click, two tabs, two
-		// replicas) may have inserted it since the read above, and a
-		// deactivation may have committed since. The disabled check below
-		// and the Save after it must see that row, or the Save would write
-		// back the stale disabled_at and undo the deactivation; a
-		// deactivation arriving later waits and then ends this session.
-		if u.ID == 0 {
-			u.Email, u.Name, u.IsOperator, u.UpdatedAt = c.Email, c.Name, isOperator, now
-		}
+		// One upsert inserts the user or reads it again, locked until the
+		// sign-in commits (PostgreSQL): a concurrent first sign-in of the
+		// same person may have inserted it since the read above, or a
+		// deactivation committed. The disabled check and the Save below
+		// must see that row, or the Save would write a stale disabled_at
+		// back; a deactivation arriving later waits, then ends the session.
+		u.Email, u.Name, u.IsOperator, u.UpdatedAt = c.Email, c.Name, isOperator, now
 		if err := s.users.Provision(ctx, &u); err != nil {
 			return err
 		}
