@@ -76,6 +76,25 @@ func (s *PolicyStore) Get(ctx context.Context, agencyID int64) (AgencyPolicy, er
 const policyGetSQL = "SELECT agency_id, api_credential_max_age_days, ssh_key_max_age_days, webhook_secret_max_age_days, due_soon_days, unused_days, " +
 	"min_rsa_bits, idp_warning_days, updated_by_user_id, created_at, updated_at FROM agency_policies WHERE agency_id = ?"
 
+// LockAgency serialises changes to an agency's policy and IdP secret
+// records for the rest of the transaction in ctx, whether or not a row
+// exists yet: a change reads what it replaces (for the audit record's
+// "before") and must not read what a concurrent first write is replacing.
+// PostgreSQL locks the agency's row (FOR NO KEY UPDATE, which leaves
+// inserts referencing the agency free); SQLite has one writer.
+func (s *PolicyStore) LockAgency(ctx context.Context, agencyID int64) error {
+	if !InTx(ctx) {
+		return fmt.Errorf("models: lock agency policy: needs a transaction")
+	}
+	if s.db.Dialect != Postgres {
+		return nil
+	}
+	if err := s.db.Conn(ctx).Exec("SELECT id FROM agencies WHERE id = ? FOR NO KEY UPDATE", agencyID).Error; err != nil {
+		return fmt.Errorf("models: lock agency policy %d: %w", agencyID, classify(err))
+	}
+	return nil
+}
+
 // GetForUpdate returns an agency's stored policy locked for the rest of the
 // transaction in ctx (PostgreSQL; SQLite has one writer), or ErrNotFound.
 func (s *PolicyStore) GetForUpdate(ctx context.Context, agencyID int64) (AgencyPolicy, error) {

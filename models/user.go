@@ -67,6 +67,31 @@ func (s *UserStore) Create(ctx context.Context, u *User) error {
 	return nil
 }
 
+// Provision returns the user of u's provider and subject into u, inserting
+// u first when there is none. It is one statement (an upsert), so the first
+// sign-ins of one person arriving together all get the same row: on
+// PostgreSQL a concurrent insert waits for the first to commit and then
+// reads its row; SQLite has one writer. A stored user is returned as
+// stored (its disabled flag included); the caller writes any changes with
+// Save. In a transaction the row stays locked until it ends (PostgreSQL).
+func (s *UserStore) Provision(ctx context.Context, u *User) error {
+	var got User
+	// The no-op update makes the conflicting row come back through RETURNING.
+	err := s.db.Conn(ctx).Raw("INSERT INTO users (provider, subject, email, name, is_operator, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "+
+		"ON CONFLICT (provider, subject) DO UPDATE SET updated_at = users.updated_at RETURNING "+userColumns,
+		u.Provider, u.Subject, u.Email, u.Name, u.IsOperator, u.CreatedAt, u.UpdatedAt).Scan(&got).Error
+	if err == nil && got.ID == 0 {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("models: provision user: %w", classify(err))
+	}
+	*u = got
+	return nil
+}
+
+const userColumns = "id, provider, subject, email, name, is_operator, disabled_at, last_sign_in_at, created_at, updated_at"
+
 // Save updates a user's mutable fields.
 func (s *UserStore) Save(ctx context.Context, u *User) error {
 	if err := s.db.Conn(ctx).Model(u).Select("email", "name", "is_operator", "disabled_at", "last_sign_in_at", "updated_at").Updates(u).Error; err != nil {
@@ -103,9 +128,22 @@ const (
 )
 
 // SetGroups replaces the user's groups with those of their latest sign-in
-// (duplicates and values no mapping can hold are left out).
+// (duplicates and values no mapping can hold are left out). It runs in a
+// transaction (joining the caller's) that first locks the user's row
+// (PostgreSQL; SQLite has one writer): two sign-ins storing their groups at
+// once would otherwise both clear, then insert the same group twice or
+// leave a mixture of both lists.
 func (s *UserStore) SetGroups(ctx context.Context, userID int64, groups []string) error {
+	return s.db.Tx(ctx, func(ctx context.Context) error { return s.setGroups(ctx, userID, groups) })
+}
+
+func (s *UserStore) setGroups(ctx context.Context, userID int64, groups []string) error {
 	c := s.db.Conn(ctx)
+	if s.db.Dialect == Postgres {
+		if err := c.Exec("SELECT id FROM users WHERE id = ? FOR NO KEY UPDATE", userID).Error; err != nil {
+			return fmt.Errorf("models: lock user groups: %w", classify(err))
+		}
+	}
 	if err := c.Where("user_id = ?", userID).Delete(&UserGroup{}).Error; err != nil {
 		return fmt.Errorf("models: clear groups: %w", classify(err))
 	}

@@ -510,15 +510,14 @@ func (s *Service) Create(ctx context.Context, actor audit.Actor, origin audit.Or
 			c.CreatedByID = &uid
 		}
 	}
+	conflict := false
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
 		if prev, err := s.store.ByNonce(ctx, agencyID, nonce); err == nil {
 			return &AlreadySubmittedError{Credential: prev}
 		}
 		if err := s.store.Create(ctx, &c); err != nil {
 			if errors.Is(err, models.ErrConflict) {
-				return &ValidationError{Fields: map[string]string{
-					"name": "A credential with this name is already active in " + in.Environment + ". Choose another name.",
-				}}
+				conflict = true
 			}
 			return err
 		}
@@ -532,6 +531,21 @@ func (s *Service) Create(ctx context.Context, actor audit.Actor, origin audit.Or
 			Outcome: audit.OutcomeSuccess, Origin: origin, Details: details,
 		})
 	})
+	if conflict {
+		// The same form submitted twice at once: the other submission
+		// committed between the nonce check and the insert. Read again
+		// (outside the failed transaction) to tell that from a taken name.
+		prev, perr := s.store.ByNonce(ctx, agencyID, nonce)
+		switch {
+		case perr == nil:
+			return models.APICredential{}, oauth.ClientSecret{}, &AlreadySubmittedError{Credential: prev}
+		case !errors.Is(perr, models.ErrNotFound):
+			return models.APICredential{}, oauth.ClientSecret{}, fmt.Errorf("apiclients: create: %w", perr)
+		}
+		return models.APICredential{}, oauth.ClientSecret{}, &ValidationError{Fields: map[string]string{
+			"name": "A credential with this name is already active in " + in.Environment + ". Choose another name.",
+		}}
+	}
 	if err != nil {
 		var ve *ValidationError
 		var ae *AlreadySubmittedError

@@ -197,16 +197,20 @@ func (s *Service) SignIn(ctx context.Context, p ProviderInfo, c Claims, origin a
 				TargetType: "provider", TargetID: p.ID, Outcome: audit.OutcomeDenied, Reason: refusal.Code, Origin: origin,
 				Details: map[string]string{"auth_time": "future"}})
 		}
-		u.Email, u.Name, u.UpdatedAt = c.Email, c.Name, now
 		// Operator only from a claim the provider vouches for: the subject,
 		// Azure's object id, or an e-mail the kind verifies (EmailVouched).
-		var opRefused string
-		u.IsOperator, opRefused = s.operatorMatch(p, c)
-		if u.ID == 0 {
-			if err := s.users.Create(ctx, &u); err != nil {
-				return err
-			}
+		isOperator, opRefused := s.operatorMatch(p, c)
+		// One upsert inserts the user or reads it again, locked until the
+		// sign-in commits (PostgreSQL): a concurrent first sign-in of the
+		// same person may have inserted it since the read above, or a
+		// deactivation committed. The disabled check and the Save below
+		// must see that row, or the Save would write a stale disabled_at
+		// back; a deactivation arriving later waits, then ends the session.
+		u.Email, u.Name, u.IsOperator, u.UpdatedAt = c.Email, c.Name, isOperator, now
+		if err := s.users.Provision(ctx, &u); err != nil {
+			return err
 		}
+		u.Email, u.Name, u.IsOperator, u.UpdatedAt = c.Email, c.Name, isOperator, now
 		if u.Disabled() {
 			refusal = &Refusal{RefusedDisabled, "Your account has been disabled in the console. Ask your agency administrator."}
 			if _, err := s.recordFailure(ctx, p.ID, c.Subject, refusal.Code, now); err != nil {

@@ -92,6 +92,11 @@ func (s *Service) Update(ctx context.Context, c Change) ([]string, error) {
 	}
 	var changed []string
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		// Locked before the read even when the agency has no row yet, so
+		// two first saves do not both record the default as "before".
+		if err := s.store.LockAgency(ctx, c.AgencyID); err != nil {
+			return err
+		}
 		before := Default()
 		row, err := s.store.GetForUpdate(ctx, c.AgencyID)
 		switch {
@@ -192,6 +197,11 @@ func (s *Service) SetIdPSecret(ctx context.Context, c IdPSecretChange) error {
 		return &ValidationError{Fields: errs}
 	}
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		// The date replaced is read under the agency's lock, so concurrent
+		// records each audit the one they replaced.
+		if err := s.store.LockAgency(ctx, c.AgencyID); err != nil {
+			return err
+		}
 		before := ""
 		old, err := s.store.IdPSecret(ctx, c.AgencyID, c.Provider)
 		switch {
