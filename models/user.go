@@ -100,6 +100,20 @@ func (s *UserStore) Save(ctx context.Context, u *User) error {
 	return nil
 }
 
+// SetDisabled deactivates a user (at set) or re-enables one (at nil),
+// writing only that flag and updated_at, so a sign-in saving the user's
+// profile at the same moment is neither lost nor able to undo the change.
+func (s *UserStore) SetDisabled(ctx context.Context, id int64, at *time.Time, now time.Time) error {
+	res := s.db.Conn(ctx).Model(&User{}).Where("id = ?", id).Updates(map[string]any{"disabled_at": at, "updated_at": now})
+	if res.Error != nil {
+		return fmt.Errorf("models: set user disabled: %w", classify(res.Error))
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("models: set user disabled: %w", ErrNotFound)
+	}
+	return nil
+}
+
 // Disabled returns every user deactivated in the console, most recently
 // deactivated first.
 func (s *UserStore) Disabled(ctx context.Context) ([]User, error) {

@@ -322,9 +322,7 @@ func (s *Service) deactivate(ctx context.Context, in PersonnelChange, m models.A
 		now := s.now()
 		already := u.DisabledAt != nil
 		if !already {
-			u.DisabledAt = &now
-			u.UpdatedAt = now
-			if err := s.cfg.Users.Save(ctx, &u); err != nil {
+			if err := s.cfg.Users.SetDisabled(ctx, u.ID, &now, now); err != nil {
 				return err
 			}
 		}

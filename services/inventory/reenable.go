@@ -114,8 +114,7 @@ func (s *Service) Reenable(ctx context.Context, in ReenableChange) (models.User,
 		}
 		since := cur.DisabledAt.UTC().Format(time.RFC3339)
 		now := s.now()
-		cur.DisabledAt, cur.UpdatedAt = nil, now
-		if err := s.cfg.Users.Save(ctx, &cur); err != nil {
+		if err := s.cfg.Users.SetDisabled(ctx, cur.ID, nil, now); err != nil {
 			return err
 		}
 		// Sign-ins refused while deactivated must not keep the account paused.
