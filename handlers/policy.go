@@ -328,27 +328,17 @@ func (h *Hygiene) idpBanners(ctx context.Context, agencyID int64, p policy.Polic
 
 // Tiles are the agency dashboard figures of the hygiene review.
 func (h *Hygiene) Tiles(ctx context.Context, s Scope) ([]views.DashboardTile, error) {
-	rep, _, err := h.Inventory.Report(ctx, s.Agency.ID)
+	tally, err := h.Inventory.Tally(ctx, s.Agency.ID)
 	if err != nil {
 		return nil, err
 	}
 	base := "/a/" + s.Agency.Slug
-	var overdue, soon int
-	for _, r := range rep.Overdue {
-		if r.Type != inventory.TypeIdPSecret {
-			overdue++
-		}
-	}
-	for _, r := range rep.DueSoon {
-		if r.Type != inventory.TypeIdPSecret {
-			soon++
-		}
-	}
+	n := tally.Credentials()
 	tiles := []views.DashboardTile{
-		{Label: "Overdue credentials", Value: strconv.Itoa(overdue), Warn: overdue > 0, Link: base + "/hygiene#overdue",
-			Hint: fmt.Sprintf("%d due soon, %d never used, %d unused", soon, len(rep.NeverUsed), len(rep.Unused))},
+		{Label: "Overdue credentials", Value: strconv.Itoa(n.Overdue), Warn: n.Overdue > 0, Link: base + "/hygiene#overdue",
+			Hint: fmt.Sprintf("%d due soon, %d never used, %d unused", n.DueSoon, n.NeverUsed, n.Unused)},
 	}
-	banners, err := h.idpBanners(ctx, s.Agency.ID, rep.Policy, s.Agency.Slug)
+	banners, err := h.idpBanners(ctx, s.Agency.ID, tally.Policy, s.Agency.Slug)
 	if err != nil {
 		return nil, err
 	}

@@ -307,26 +307,12 @@ func (h *SSHKeys) Revoke(c echo.Context) error {
 
 // Tiles is the SSH keys figure of the agency dashboard.
 func (h *SSHKeys) Tiles(ctx context.Context, s Scope) ([]views.DashboardTile, error) {
-	ov, err := h.Svc.Overview(ctx, s.Agency.ID)
+	sum, err := h.Svc.Summarize(ctx, s.Agency.ID)
 	if err != nil {
 		return nil, err
 	}
-	active, overdue, soon := 0, 0, 0
-	for _, a := range ov.Accounts {
-		for _, k := range a.Keys {
-			if k.Status != models.SSHKeyActive {
-				continue
-			}
-			active++
-			switch k.Eval.AgeState {
-			case policy.AgeOverdue:
-				overdue++
-			case policy.AgeDueSoon:
-				soon++
-			}
-		}
-	}
-	hint := strconv.Itoa(len(ov.Accounts)) + " SFTP " + map[bool]string{true: "account", false: "accounts"}[len(ov.Accounts) == 1]
+	active, overdue, soon := sum.Active, sum.Overdue, sum.DueSoon
+	hint := strconv.Itoa(sum.Accounts) + " SFTP " + map[bool]string{true: "account", false: "accounts"}[sum.Accounts == 1]
 	if overdue > 0 || soon > 0 {
 		hint += "; " + strconv.Itoa(overdue) + " overdue, " + strconv.Itoa(soon) + " due soon"
 	}

@@ -35,6 +35,12 @@ func wireWebhooks(ctx context.Context, rt *runtime) error {
 	host, _ := os.Hostname()
 	worker := svc.NewWorker(webhooks.WorkerOptions{ID: host, Logger: rt.log.With("component", "webhooks")})
 	rt.background = append(rt.background, worker.Run)
+	// At shutdown the worker has stopped claiming (its context ended); the
+	// attempts in flight finish within the grace, so a clean stop sends
+	// nothing twice.
+	rt.shutdown = append(rt.shutdown, func(ctx context.Context) {
+		_ = worker.Shutdown(ctx) // it logs the attempts it had to cut
+	})
 
 	if rt.metrics != nil {
 		for name, f := range map[string]func(webhooks.Stats) uint64{

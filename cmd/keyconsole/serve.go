@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -166,9 +167,17 @@ func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string
 	cancel()
 	shutCtx, shutCancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer shutCancel()
+	// The hooks share the grace and run at once: a webhook attempt that takes
+	// the whole grace must not leave the last flushes an expired context.
+	var wg sync.WaitGroup
 	for _, s := range rt.shutdown {
-		s(shutCtx)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s(shutCtx)
+		}()
 	}
+	wg.Wait()
 	_ = hs.Shutdown(shutCtx)
 	log.Info("keyconsole stopped")
 	return runErr

@@ -844,12 +844,34 @@ type Summary struct {
 }
 
 // Summarize counts the active credentials of an agency and how many of
-// them are due soon or overdue for rotation.
+// them are due soon or overdue for rotation. The database counts them
+// (models.APIClientStore.PolicyCounts); SummaryOf over List is the plain
+// definition the counts are held to.
 func (s *Service) Summarize(ctx context.Context, agencyID int64) (Summary, error) {
-	list, err := s.List(ctx, agencyID)
+	p, err := s.policies.Policy(ctx, agencyID)
+	if err != nil {
+		return Summary{}, fmt.Errorf("apiclients: summarize: policy: %w", err)
+	}
+	n, err := s.PolicyCounts(ctx, agencyID, p.Cutoffs(policy.TypeAPICredential, s.clock()))
 	if err != nil {
 		return Summary{}, err
 	}
+	return Summary{Active: n.Active, DueSoon: n.DueSoon, Overdue: n.Overdue}, nil
+}
+
+// PolicyCounts counts the agency's active credentials in each state at the
+// cutoffs of its policy (policy.Policy.Cutoffs).
+func (s *Service) PolicyCounts(ctx context.Context, agencyID int64, c models.PolicyCutoffs) (models.PolicyCounts, error) {
+	n, err := s.store.PolicyCounts(ctx, agencyID, c)
+	if err != nil {
+		return models.PolicyCounts{}, fmt.Errorf("apiclients: %w", err)
+	}
+	return n, nil
+}
+
+// SummaryOf counts credentials as List returns them: the active ones, and
+// how many of those are due soon or overdue.
+func SummaryOf(list []Credential) Summary {
 	var sum Summary
 	for _, c := range list {
 		if c.Status != StatusActive {
@@ -863,5 +885,5 @@ func (s *Service) Summarize(ctx context.Context, agencyID int64) (Summary, error
 			sum.Overdue++
 		}
 	}
-	return sum, nil
+	return sum
 }

@@ -6,6 +6,8 @@ package policy
 import (
 	"context"
 	"time"
+
+	"keyconsole/models"
 )
 
 // Secret types a policy covers.
@@ -98,6 +100,23 @@ func (p Policy) Evaluate(secretType string, createdAt, rotatedAt time.Time, last
 		ev.UseState = UseUnused
 	}
 	return ev
+}
+
+// Cutoffs are the instants at which Evaluate's states of a credential of
+// secretType change at now, for counting credentials in the database
+// (models.PolicyCutoffs says how each is compared): a credential is overdue
+// when rotated at or before now minus the maximum age, due soon when rotated
+// at or before DueSoonDays later, and unused (or never used) when last used
+// (or created) at or before now minus UnusedDays. Keep it in step with
+// Evaluate.
+func (p Policy) Cutoffs(secretType string, now time.Time) models.PolicyCutoffs {
+	maxAge := p.MaxAge(secretType)
+	return models.PolicyCutoffs{
+		Now:     now,
+		Overdue: now.Add(-maxAge),
+		DueSoon: now.Add(-maxAge + time.Duration(p.DueSoonDays)*24*time.Hour),
+		Unused:  now.Add(-time.Duration(p.UnusedDays) * 24 * time.Hour),
+	}
 }
 
 // Source returns an agency's policy.

@@ -454,6 +454,61 @@ func (s *Service) Overview(ctx context.Context, agencyID int64) (Overview, error
 	return ov, nil
 }
 
+// Summary counts an agency's SFTP accounts and active keys for the
+// dashboard, with how many of those keys are overdue or due soon.
+type Summary struct {
+	Accounts, Active, Overdue, DueSoon int
+}
+
+// Summarize counts what the dashboard shows of an agency's SFTP keys, in the
+// database (models.SSHKeyStore.PolicyCounts); SummaryOf over Overview is the
+// plain definition the counts are held to.
+func (s *Service) Summarize(ctx context.Context, agencyID int64) (Summary, error) {
+	pol, err := s.policies.Policy(ctx, agencyID)
+	if err != nil {
+		return Summary{}, fmt.Errorf("sshkeys: summarize: policy: %w", err)
+	}
+	accounts, err := s.store.AccountCount(ctx, agencyID)
+	if err != nil {
+		return Summary{}, fmt.Errorf("sshkeys: summarize: %w", err)
+	}
+	n, err := s.PolicyCounts(ctx, agencyID, pol.Cutoffs(policy.TypeSSHKey, s.clock()))
+	if err != nil {
+		return Summary{}, err
+	}
+	return Summary{Accounts: accounts, Active: n.Active, Overdue: n.Overdue, DueSoon: n.DueSoon}, nil
+}
+
+// PolicyCounts counts the agency's active keys in each state at the cutoffs
+// of its policy (policy.Policy.Cutoffs).
+func (s *Service) PolicyCounts(ctx context.Context, agencyID int64, c models.PolicyCutoffs) (models.PolicyCounts, error) {
+	n, err := s.store.PolicyCounts(ctx, agencyID, c)
+	if err != nil {
+		return models.PolicyCounts{}, fmt.Errorf("sshkeys: %w", err)
+	}
+	return n, nil
+}
+
+// SummaryOf counts an overview as the dashboard shows it.
+func SummaryOf(ov Overview) Summary {
+	sum := Summary{Accounts: len(ov.Accounts)}
+	for _, a := range ov.Accounts {
+		for _, k := range a.Keys {
+			if k.Status != models.SSHKeyActive {
+				continue
+			}
+			sum.Active++
+			switch k.Eval.AgeState {
+			case policy.AgeOverdue:
+				sum.Overdue++
+			case policy.AgeDueSoon:
+				sum.DueSoon++
+			}
+		}
+	}
+	return sum
+}
+
 // AuthorizedKeys returns the active, unexpired keys of the account named
 // name, in authorized_keys form with the given options prefix (e.g.
 // "restrict"), one line each. An unknown account has none.

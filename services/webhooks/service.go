@@ -195,6 +195,18 @@ func (s *Service) Counts(ctx context.Context, agencyID int64) (models.EndpointCo
 	return s.store.Counts(ctx, agencyID)
 }
 
+// SecretPolicyCounts counts the secrets of the agency's enabled endpoints
+// in each state at the cutoffs of its policy (policy.Policy.Cutoffs), as
+// the inventory lists them: the endpoints with a secret, aged from when it
+// was set, last used at the last delivery.
+func (s *Service) SecretPolicyCounts(ctx context.Context, agencyID int64, c models.PolicyCutoffs) (models.PolicyCounts, error) {
+	n, err := s.store.PolicyCounts(ctx, agencyID, c)
+	if err != nil {
+		return models.PolicyCounts{}, fmt.Errorf("webhooks: %w", err)
+	}
+	return n, nil
+}
+
 // SecretAge evaluates an endpoint's current secret against the agency's
 // rotation policy; ok is false when the endpoint has no secret.
 func (s *Service) SecretAge(ctx context.Context, e models.WebhookEndpoint) (policy.Evaluation, bool, error) {

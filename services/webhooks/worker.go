@@ -143,9 +143,23 @@ type WorkerOptions struct {
 // Worker sends queued deliveries. Several workers, in one process or in
 // several replicas on one database, may run at once: each delivery attempt is
 // claimed by exactly one of them.
+//
+// Stopping is in two steps so that a clean stop sends nothing twice: the end
+// of the context given to Run or RunOnce stops claiming, while attempts
+// already claimed keep going (the receiver may be acting on them already);
+// Shutdown then waits for those and cancels them only when its own deadline
+// passes. A cancelled attempt is retried later with the same webhook-id.
 type Worker struct {
 	s *Service
 	o WorkerOptions
+
+	// hard ends the attempts still in flight when Shutdown's grace is over.
+	hard  context.Context
+	abort context.CancelFunc
+
+	mu     sync.Mutex
+	active int           // Run and RunOnce calls in progress
+	idle   chan struct{} // closed when active drops to zero
 }
 
 // NewWorker returns a worker for the service's queue.
@@ -171,14 +185,36 @@ func (s *Service) NewWorker(o WorkerOptions) *Worker {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{s: s, o: o}
+	hard, abort := context.WithCancel(context.Background())
+	return &Worker{s: s, o: o, hard: hard, abort: abort}
+}
+
+func (w *Worker) enter() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.active == 0 {
+		w.idle = make(chan struct{})
+	}
+	w.active++
+}
+
+func (w *Worker) leave() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.active--
+	if w.active == 0 {
+		close(w.idle)
+	}
 }
 
 // Run delivers until ctx ends, polling the queue and ending expired rotation
-// windows. It returns ctx's error.
+// windows. Once ctx ends it claims nothing more and returns ctx's error when
+// the attempts in flight have finished (see Shutdown).
 func (w *Worker) Run(ctx context.Context) error {
+	w.enter()
+	defer w.leave()
 	var lastSweep time.Time
-	for {
+	for ctx.Err() == nil {
 		if time.Since(lastSweep) >= w.o.SweepEvery {
 			if _, err := w.s.EndExpiredRotations(ctx); err != nil && ctx.Err() == nil {
 				w.o.Logger.Error("webhook rotation sweep failed", "error", err)
@@ -194,15 +230,43 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
 		case <-time.After(w.o.Interval):
 		}
 	}
+	return ctx.Err()
+}
+
+// Shutdown waits, until ctx ends, for the attempts in flight of a worker
+// whose Run context has ended; then it cancels those still running and waits
+// for their outcome to be recorded. It returns ctx's error if it had to
+// cancel any. The worker claims nothing after Shutdown.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	w.mu.Lock()
+	active, idle := w.active, w.idle
+	w.mu.Unlock()
+	if active == 0 {
+		w.abort()
+		return nil
+	}
+	w.o.Logger.Info("stopped claiming webhook deliveries; waiting for the attempts in flight")
+	select {
+	case <-idle:
+		w.abort()
+		return nil
+	case <-ctx.Done():
+	}
+	w.o.Logger.Warn("webhook attempts still in flight at the end of the shutdown grace are cancelled and will be retried")
+	w.abort()
+	<-idle
+	return ctx.Err()
 }
 
 // RunOnce takes one batch of due deliveries, makes one attempt of each it
-// manages to claim, and returns how many it attempted.
+// manages to claim, and returns how many it attempted. When ctx ends it
+// claims no more but lets the attempts it started finish.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	w.enter()
+	defer w.leave()
 	now := w.s.clock()
 	if _, err := w.s.store.ReleaseExpiredClaims(ctx, now); err != nil {
 		return 0, err
@@ -211,35 +275,49 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Attempts outlive ctx: they end only with the worker's hard stop.
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	defer context.AfterFunc(w.hard, cancel)()
 	sem := make(chan struct{}, w.o.Concurrency)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
 	n := 0
 	for _, d := range due {
+		// A free slot first, then the claim, so that no claimed delivery
+		// waits for a slot while its lease runs.
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
 		token := w.o.ID + ":" + rand.Text()
 		var claimed bool
-		err := w.s.db.Tx(ctx, func(ctx context.Context) error {
+		err := w.s.db.Tx(actx, func(ctx context.Context) error {
 			var err error
 			claimed, err = w.s.store.ClaimDelivery(ctx, d.ID, token, w.s.clock().Add(w.o.Lease), w.s.clock())
 			return err
 		})
 		if err != nil {
+			<-sem
 			mu.Lock()
 			errs = append(errs, err)
 			mu.Unlock()
 			break
 		}
 		if !claimed {
+			<-sem
 			continue
 		}
 		n++
-		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := w.attempt(ctx, d, token); err != nil {
+			if err := w.attempt(actx, d, token); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()

@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.DurationVar(&o.Duration, "duration", 3*time.Second, "length of one load-test run")
 		fs.StringVar(&o.ServerCPU, "server-cpu", "1", "CPU list the measured servers are pinned to (taskset -c)")
 		fs.StringVar(&o.LoadCPU, "load-cpu", "0", "CPU list the load generators are pinned to")
-		fs.StringVar(&o.Only, "only", "", "comma-separated scenarios to run (token,list,audit,export,sftp,webhooks,startup); default all")
+		fs.StringVar(&o.Only, "only", "", "comma-separated scenarios to run (token,list,dashboard,audit,export,sftp,webhooks,startup); default all")
 		fs.BoolVar(&o.Reseed, "reseed", false, "seed the databases again even when the work directory has them")
 		fs.StringVar(&o.Tag, "tag", "", "suffix of the result file names (e.g. before)")
 		fs.StringVar(&o.Profile, "profile", "", "directory for CPU profiles of the console under the token and list loads (taken after the measured runs)")

@@ -357,6 +357,56 @@ func (s *suite) listScenario(ctx context.Context) error {
 	return nil
 }
 
+// dashboardScenario measures an agency's dashboard with 10,000 API
+// credentials (Bench County) and with 100,000 (Dashboard County), one
+// connection, beside the same agency's API-credential list page.
+func (s *suite) dashboardScenario(ctx context.Context) error {
+	for _, a := range []struct {
+		slug string
+		n    int
+	}{{benchSlug, s.seed.Credentials}, {dashSlug, s.seed.DashCreds}} {
+		dash := s.big.URL + "/a/" + a.slug + "/"
+		list := dash + "api-credentials"
+		page, err := s.get(ctx, dash, time.Minute)
+		if err != nil {
+			return err
+		}
+		if !bytes.Contains(page, []byte("API credentials")) || !bytes.Contains(page, []byte("Overdue credentials")) {
+			return fmt.Errorf("the dashboard of %s shows no credential figures", a.slug)
+		}
+		ld := load{URL: dash, Conns: 1, Dur: s.o.Duration, Cookie: s.cookie}
+		ll := load{URL: list, Conns: 1, Dur: s.o.Duration, Cookie: s.cookie}
+		if err := s.warm(ctx, ll, ld); err != nil {
+			return err
+		}
+		var lists, dashes []wrkResult
+		for i := range s.o.Runs {
+			err := alternate(i, func() error {
+				r, err := runOn(ctx, s.o, s.big.proc, ll)
+				lists = append(lists, r)
+				return err
+			}, func() error {
+				r, err := runOn(ctx, s.o, s.big.proc, ld)
+				dashes = append(dashes, r)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			s.logf("  dashboard of %d credentials, run %d: %.2f ms (mean), %.0f µs CPU each vs list page %.2f ms, %.0f µs CPU each", a.n, i+1,
+				dashes[i].MeanUS/1000, dashes[i].CPUPerRequestUS(), lists[i].MeanUS/1000, lists[i].CPUPerRequestUS())
+		}
+		mean := func(r wrkResult) float64 { return r.MeanUS / 1000 }
+		st := statOf(mapf(dashes, mean))
+		s.add(row{ID: fmt.Sprintf("dashboard_%dk", a.n/1000), What: fmt.Sprintf("agency dashboard, %d API credentials, 1 connection: mean latency", a.n),
+			Baseline: "the agency's API-credential list page, 1 connection", BaselineFig: statOf(mapf(lists, mean)).fmt("%.2f ms"), MeasuredFig: st.fmt("%.2f ms"),
+			Figure: st, FigureFmt: "%.2f", Unit: "ms", Info: true,
+			Detail: fmt.Sprintf("server CPU per request %s (list page %s); the figures are counted by the database, one aggregate query per credential table",
+				statOf(mapf(dashes, wrkResult.CPUPerRequestUS)).fmt("%.0f µs"), statOf(mapf(lists, wrkResult.CPUPerRequestUS)).fmt("%.0f µs"))})
+	}
+	return nil
+}
+
 // auditScenario compares viewer page 10,000 of a 1,000,000-event log with
 // page 1, one connection each.
 func (s *suite) auditScenario(ctx context.Context) error {

@@ -36,18 +36,23 @@ const (
 	seedAuditEvents = 1_000_000
 	seedSSHKeysBig  = 100_000
 	seedSSHKeysMini = 10
+	// seedDashboardCredentials are Dashboard County's API credentials, for
+	// the dashboard at 100,000 (Bench County's 10,000 are the other size).
+	seedDashboardCredentials = 100_000
 	// auditPage is the page size of the audit viewer; page 10,000 starts
 	// after 9,999 full pages.
 	auditPage   = 50
 	auditPageNo = 10_000
 	// seedVersion changes whenever the seeded data changes shape.
-	seedVersion = 3
+	seedVersion = 4
 )
 
 // Names in the seeded databases.
 const (
 	benchSlug     = "bench-county"
 	benchName     = "Bench County"
+	dashSlug      = "dashboard-county"
+	dashName      = "Dashboard County"
 	providerID    = "mock"
 	adminGroup    = "bench-admins"
 	sessionKeys   = "bench-session-key-0123456789abcdefghijklmnopqrstuv"
@@ -63,6 +68,8 @@ type seedInfo struct {
 	SmallDir     string  `json:"small_dir"`
 	AgencyID     int64   `json:"agency_id"`
 	Credentials  int     `json:"credentials"`
+	DashAgencyID int64   `json:"dashboard_agency_id"`
+	DashCreds    int     `json:"dashboard_credentials"`
 	CredFile     string  `json:"cred_file"`
 	AuditEvents  int64   `json:"audit_events"`
 	AuditCursor  int64   `json:"audit_cursor"`
@@ -76,9 +83,9 @@ func (s seedInfo) bigDB() string   { return filepath.Join(s.BigDir, "keyconsole.
 func (s seedInfo) smallDB() string { return filepath.Join(s.SmallDir, "keyconsole.db") }
 
 // seedAll seeds (or reuses) the two databases: "big" (10,000 API
-// credentials and 1,000,000 audit events in Bench County, 100,000 active
-// SSH keys over 1,001 SFTP accounts) and "small" (the same agency with 10
-// active SSH keys).
+// credentials and 1,000,000 audit events in Bench County, 100,000 API
+// credentials in Dashboard County, 100,000 active SSH keys over 1,001 SFTP
+// accounts) and "small" (the same agency with 10 active SSH keys).
 func seedAll(ctx context.Context, work string, reseed bool, logf func(string, ...any)) (seedInfo, error) {
 	stamp := filepath.Join(work, "seed.json")
 	if !reseed {
@@ -111,7 +118,7 @@ func seedAll(ctx context.Context, work string, reseed bool, logf func(string, ..
 		return s, err
 	}
 	defer big.db.Close()
-	if s.AgencyID, err = big.agency(ctx); err != nil {
+	if s.AgencyID, err = big.agency(ctx, benchSlug, benchName); err != nil {
 		return s, err
 	}
 	logf("seeding %d API credentials", seedCredentials)
@@ -119,6 +126,14 @@ func seedAll(ctx context.Context, work string, reseed bool, logf func(string, ..
 		return s, fmt.Errorf("seed credentials: %w", err)
 	}
 	s.Credentials = seedCredentials
+	logf("seeding %d API credentials of %s", seedDashboardCredentials, dashName)
+	if s.DashAgencyID, err = big.agency(ctx, dashSlug, dashName); err != nil {
+		return s, err
+	}
+	if err := big.dashboardCredentials(ctx, s.DashAgencyID, seedDashboardCredentials); err != nil {
+		return s, fmt.Errorf("seed dashboard credentials: %w", err)
+	}
+	s.DashCreds = seedDashboardCredentials
 	logf("seeding %d audit events with their hash chain", seedAuditEvents)
 	t := time.Now()
 	if err := big.auditEvents(ctx, s.AgencyID, seedAuditEvents); err != nil {
@@ -142,7 +157,7 @@ func seedAll(ctx context.Context, work string, reseed bool, logf func(string, ..
 		return s, err
 	}
 	defer small.db.Close()
-	smallAgency, err := small.agency(ctx)
+	smallAgency, err := small.agency(ctx, benchSlug, benchName)
 	if err != nil {
 		return s, err
 	}
@@ -180,11 +195,12 @@ func openSeedDB(ctx context.Context, path string) (*seedDB, error) {
 
 var seedActor = audit.Actor{Type: audit.ActorSystem, ID: "bench", Name: "keyconsole-bench"}
 
-// agency creates Bench County and maps the mock provider's bench-admins
-// group to its admin role, through the agencies service.
-func (s *seedDB) agency(ctx context.Context) (int64, error) {
+// agency creates an agency (Bench County, Dashboard County) and maps the
+// mock provider's bench-admins group to its admin role, through the
+// agencies service.
+func (s *seedDB) agency(ctx context.Context, slug, name string) (int64, error) {
 	svc := agencies.NewService(s.db, models.NewAgencyStore(s.db), s.rec, s.clock)
-	ag, err := svc.Create(ctx, seedActor, audit.Origin{RequestID: "bench"}, benchSlug, benchName)
+	ag, err := svc.Create(ctx, seedActor, audit.Origin{RequestID: "bench"}, slug, name)
 	if err != nil {
 		return 0, fmt.Errorf("create agency: %w", err)
 	}
@@ -250,6 +266,50 @@ func (s *seedDB) credentials(ctx context.Context, agencyID int64, n int, masterK
 		return err
 	}
 	return os.WriteFile(credFile, []byte(lines.String()), 0o600)
+}
+
+// dashboardCredentials inserts n API credentials whose secrets are never
+// used (their hash is a placeholder), in every state the dashboard counts:
+// ages over 400 days, every seventh rotated since, two in three used in the
+// last 200 days, one in 13 revoked, one in 17 expiring within 30 days
+// either side of now.
+func (s *seedDB) dashboardCredentials(ctx context.Context, agencyID int64, n int) error {
+	now := s.clock()
+	day := 24 * time.Hour
+	ptrAt := func(t time.Time) *time.Time { return &t }
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		rows := make([]models.APICredential, 0, 1000)
+		for i := range n {
+			env := oauth.EnvStaging
+			if i%2 == 1 {
+				env = oauth.EnvProduction
+			}
+			created := now.Add(-time.Duration(i%400)*day - time.Duration(i%86400)*time.Second)
+			c := models.APICredential{AgencyID: agencyID, Name: fmt.Sprintf("Dashboard %06d", i), Environment: env,
+				ClientID: fmt.Sprintf("ecd_dash_%012d", i), SecretHash: make([]byte, 32), PepperID: apiclients.PepperID, SecretVersion: 1,
+				CreatedByName: "Bench Seeder", CreatedAt: created, UpdatedAt: created}
+			if i%7 == 0 {
+				c.RotatedAt = ptrAt(created.Add(now.Sub(created) / 2))
+			}
+			if i%3 != 0 {
+				c.LastUsedAt = ptrAt(now.Add(-time.Duration(i%200)*day - time.Duration(i%3600)*time.Second))
+			}
+			if i%13 == 0 {
+				c.RevokedAt = ptrAt(now.Add(-time.Duration(i%30) * day))
+			}
+			if i%17 == 0 {
+				c.ExpiresAt = ptrAt(now.Add(time.Duration(i%60-30) * day))
+			}
+			rows = append(rows, c)
+			if len(rows) == cap(rows) || i == n-1 {
+				if err := s.db.Conn(ctx).CreateInBatches(rows, 500).Error; err != nil {
+					return err
+				}
+				rows = rows[:0]
+			}
+		}
+		return nil
+	})
 }
 
 const insertEventSQL = `INSERT INTO audit_events (agency_id, seq, occurred_at, actor_type, actor_id, actor_name, action,

@@ -161,7 +161,7 @@ func runSuite(ctx context.Context, o options, stdout, _ io.Writer) error {
 
 	// Seeding and the data servers, unless only the start-up or webhook
 	// figures were asked for.
-	needData := s.wants("token") || s.wants("list") || s.wants("audit") || s.wants("export") || s.wants("sftp")
+	needData := s.wants("token") || s.wants("list") || s.wants("dashboard") || s.wants("audit") || s.wants("export") || s.wants("sftp")
 	m, err := startIdP()
 	if err != nil {
 		return fmt.Errorf("mock OIDC provider: %w", err)
@@ -196,6 +196,7 @@ func runSuite(ctx context.Context, o options, stdout, _ io.Writer) error {
 	}{
 		{"token", s.tokenScenario},
 		{"list", s.listScenario},
+		{"dashboard", s.dashboardScenario},
 		{"audit", s.auditScenario},
 		{"export", s.exportScenario},
 		{"sftp", s.sftpScenario},
