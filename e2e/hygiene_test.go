@@ -238,7 +238,7 @@ func policyRows(t *testing.T, c *harness.Console) int64 {
 
 func TestPolicyPagesAccessAndChanges(t *testing.T) {
 	t.Parallel()
-	for _, d := range []models.Dialect{models.SQLite, models.Postgres} {
+	for _, d := range browserDialects() {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
 			c := demoConsole(t, harness.Options{Dialect: d})
@@ -419,7 +419,7 @@ func hygieneTokenIssued(t *testing.T, c *harness.Console, clientID, secret strin
 
 func TestPersonnelChangeWorkflow(t *testing.T) {
 	t.Parallel()
-	for _, d := range []models.Dialect{models.SQLite, models.Postgres} {
+	for _, d := range browserDialects() {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
 			c := demoConsole(t, harness.Options{Dialect: d, SFTP: true})

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"keyconsole/e2e/harness"
-	"keyconsole/models"
 )
 
 const reportsPath = "/a/" + harness.DemoSlug + "/reports"
@@ -70,7 +69,7 @@ func TestReviewerOpensReportsAndDownloadsTheInventory(t *testing.T) {
 	if _, err := exec.LookPath("pdftotext"); err != nil {
 		t.Fatal("pdftotext is required to read the PDF report: install poppler-utils")
 	}
-	for _, dialect := range []models.Dialect{models.SQLite, models.Postgres} {
+	for _, dialect := range browserDialects() {
 		t.Run(string(dialect), func(t *testing.T) {
 			c := demoConsole(t, harness.Options{Dialect: dialect})
 

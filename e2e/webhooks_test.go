@@ -120,7 +120,7 @@ func webhookAudit(t *testing.T, c *harness.Console) []models.AuditEvent {
 
 func TestWebhookSecretTestEventAndMask(t *testing.T) {
 	t.Parallel()
-	for _, d := range []models.Dialect{models.SQLite, models.Postgres} {
+	for _, d := range browserDialects() {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
 			rv := newHookReceiver(t)
