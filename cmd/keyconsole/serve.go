@@ -166,10 +166,15 @@ func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string
 	cancel()
 	shutCtx, shutCancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer shutCancel()
-	for _, s := range rt.shutdown {
-		s(shutCtx)
-	}
+	// Requests in flight finish first: what they record (refused token
+	// requests, last use) is then in the last flushes of the shutdown
+	// hooks, which get a grace period of their own to retry them.
 	_ = hs.Shutdown(shutCtx)
+	hookCtx, hookCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer hookCancel()
+	for _, s := range rt.shutdown {
+		s(hookCtx)
+	}
 	log.Info("keyconsole stopped")
 	return runErr
 }
