@@ -575,9 +575,9 @@ func acSnapshot(t testing.TB, db *models.DB) string {
 	var events, sealed int64
 	db.Gorm.Order("id").Find(&creds)
 	db.Gorm.Order("kid").Find(&keys)
-	// Refused token requests are audited (the first of a key at once):
-	// every other record counts.
-	db.Gorm.Model(&models.AuditEvent{}).Where("action <> ?", audit.ActionAPICredentialTokenRefused).Count(&events)
+	// Refused attempts are audited (a refused token request, a create that
+	// KMS could not serve): only records of changes count.
+	db.Gorm.Model(&models.AuditEvent{}).Where("outcome = ?", audit.OutcomeSuccess).Count(&events)
 	db.Gorm.Model(&models.SealedSecret{}).Count(&sealed)
 	b, err := json.Marshal([]any{creds, keys, events, sealed})
 	if err != nil {
@@ -1045,6 +1045,10 @@ func TestTokenEndpointWaitsForKMS(t *testing.T) {
 		r := acPost(t, admin, base, url.Values{"_csrf": {acMatch(t, acCSRFField, page.body, "csrf")}, "nonce": {acMatch(t, acNonceField, page.body, "nonce")}, "name": {"sync"}, "environment": {"staging"}})
 		if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "Encryption is unavailable") || acSnapshot(t, db) != before {
 			t.Fatalf("create while KMS is down: %d", r.status)
+		}
+		if evs, _ := second.audits.Page(ctx, models.AuditFilter{AgencyID: second.demo.ID, Action: audit.ActionAPICredentialCreate}, 50); len(evs) == 0 ||
+			evs[0].Outcome != audit.OutcomeFailure || evs[0].Reason != "kms_unavailable" || evs[0].TargetName != "sync" {
+			t.Fatalf("the create refused for KMS is not audited: %+v", evs)
 		}
 
 		server.Restart(t)

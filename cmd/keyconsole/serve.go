@@ -118,7 +118,12 @@ func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string
 		Logger: log, Auth: rt.auth, Agencies: a.agencySv, Users: a.users, Audit: a.audits,
 		Providers: web.ProviderChoices(providers), Clock: a.clock,
 	})
-	rt.ready = append(rt.ready, web.ReadyCheck{Name: "database", Check: a.db.Ping})
+	// A database that answers may still refuse writes (a full disk, a
+	// read-only file): database_write commits one small write, cached.
+	writeProbe := &cachedCheck{check: a.db.ProbeWrite, okFor: writeProbeOK, failedFor: readyCacheFailed, now: time.Now}
+	rt.ready = append(rt.ready, web.ReadyCheck{Name: "database", Check: a.db.Ping},
+		web.ReadyCheck{Name: "database_write", Check: writeProbe.Check})
+	rt.background = append(rt.background, func(ctx context.Context) error { return watchStorage(ctx, a.db) })
 	for _, f := range features {
 		if err := f(ctx, rt); err != nil {
 			return err
