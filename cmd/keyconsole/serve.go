@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -173,13 +174,17 @@ func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string
 	defer shutCancel()
 	// Requests in flight finish first: what they record (refused token
 	// requests, last use) is then in the last flushes of the shutdown
-	// hooks, which get a grace period of their own to retry them.
+	// hooks. The hooks run side by side with a grace period of their own,
+	// so one that retries against a database refusing writes does not eat
+	// another's time.
 	_ = hs.Shutdown(shutCtx)
 	hookCtx, hookCancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer hookCancel()
+	var hooks sync.WaitGroup
 	for _, s := range rt.shutdown {
-		s(hookCtx)
+		hooks.Go(func() { s(hookCtx) })
 	}
+	hooks.Wait()
 	log.Info("keyconsole stopped")
 	return runErr
 }

@@ -816,20 +816,22 @@ func (s *Service) FlushLastUse(ctx context.Context, lastUse map[int64]time.Time)
 func (s *Service) RecordRefusals(ctx context.Context, batch []oauth.FailureBatch) (int, error) {
 	ids := map[string]int64{}
 	for i, b := range batch {
-		agencyID := models.PlatformAgencyID
-		if b.Agency != "" {
-			id, ok := ids[b.Agency]
-			if !ok {
-				a, err := s.agencies.BySlug(ctx, b.Agency)
-				switch {
-				case err == nil:
-					id = a.ID
-				case !errors.Is(err, models.ErrNotFound):
-					return i, fmt.Errorf("apiclients: record refused token requests: %w", err)
-				}
-				ids[b.Agency] = id
+		// An unknown client's record costs the same agency look-up (of a
+		// slug no agency has) as a known one's: the first refusal of a key
+		// is written before the answer, whose time must not tell which
+		// client_ids exist.
+		agencyID, ok := ids[b.Agency]
+		if !ok {
+			a, err := s.agencies.BySlug(ctx, b.Agency)
+			switch {
+			case err == nil && b.Agency != "":
+				agencyID = a.ID
+			case err != nil && !errors.Is(err, models.ErrNotFound):
+				return i, fmt.Errorf("apiclients: record refused token requests: %w", err)
+			default:
+				agencyID = models.PlatformAgencyID
 			}
-			agencyID = id
+			ids[b.Agency] = agencyID
 		}
 		actor := audit.Actor{Type: audit.ActorAnonymous, ID: b.ClientID}
 		if agencyID != models.PlatformAgencyID {
