@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	sqlite "github.com/libtnb/sqlite"
@@ -48,6 +49,7 @@ type DB struct {
 	Dialect Dialect
 	// writeMu serialises write transactions on SQLite, which has one writer.
 	writeMu *sync.Mutex
+	storage *storageState
 }
 
 // ParseDatabaseURL returns the dialect and driver DSN for a database URL.
@@ -146,7 +148,7 @@ func Open(ctx context.Context, cfg DBConfig) (*DB, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("models: connect %s: %w", dialect, err)
 	}
-	return &DB{Gorm: g, Dialect: dialect, writeMu: &sync.Mutex{}}, nil
+	return &DB{Gorm: g, Dialect: dialect, writeMu: &sync.Mutex{}, storage: &storageState{}}, nil
 }
 
 // SQL returns the underlying database handle.
@@ -189,9 +191,14 @@ func (db *DB) Tx(ctx context.Context, fn func(ctx context.Context) error) error 
 	if fnErr != nil {
 		// fn's own error (the stores it called classified theirs): a
 		// failure of another service, such as KMS, is not the database's.
-		return classifyStatement(err)
+		err = classifyStatement(err)
+	} else {
+		err = classify(err)
 	}
-	return classify(err)
+	if errors.Is(err, ErrStorageFull) {
+		db.storage.failed(err)
+	}
+	return err
 }
 
 // Conn returns the transaction carried by ctx, or the pool bound to
@@ -232,7 +239,7 @@ func Classify(err error) error { return classify(err) }
 
 func classify(err error) error {
 	err = classifyStatement(err)
-	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrConflict) && connectionFailure(err) {
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrConflict) && !errors.Is(err, ErrStorageFull) && connectionFailure(err) {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
@@ -243,6 +250,9 @@ func classifyStatement(err error) error {
 	if err == nil {
 		return nil
 	}
+	if !errors.Is(err, ErrStorageFull) && storageFull(err) {
+		return fmt.Errorf("%w: %w", ErrStorageFull, err)
+	}
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return fmt.Errorf("%w", ErrNotFound)
 	}
@@ -250,6 +260,115 @@ func classifyStatement(err error) error {
 		return fmt.Errorf("%w: %v", ErrConflict, err)
 	}
 	return err
+}
+
+// SQLite's primary result codes for a database that cannot store more.
+const (
+	sqliteReadOnly = 8
+	sqliteFull     = 13
+)
+
+// storageFull reports whether err means the database cannot store more:
+// its disk is full or its file (system) read-only. SQLite's errors carry
+// their result code (extended codes keep the primary one in the low
+// byte); PostgreSQL's their SQLSTATE, 53100 being disk_full.
+func storageFull(err error) bool {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EROFS) {
+		return true
+	}
+	var st interface{ SQLState() string }
+	if errors.As(err, &st) && st.SQLState() == "53100" {
+		return true
+	}
+	var lite interface{ Code() int }
+	if errors.As(err, &lite) {
+		switch lite.Code() & 0xff {
+		case sqliteFull, sqliteReadOnly:
+			return true
+		}
+	}
+	return false
+}
+
+// storageQuiet is how long no write may have failed for storage before a
+// successful write probe ends a storage-full episode: on a nearly full
+// disk a one-row probe can succeed while larger writes still fail.
+const storageQuiet = 5 * time.Second
+
+// storageState follows storage-full episodes: from the first write that
+// fails with ErrStorageFull until a write probe succeeds after storageQuiet
+// without such a failure.
+type storageState struct {
+	mu          sync.Mutex
+	full        bool
+	lastFailure time.Time
+	lastErr     error
+	onFull      func(err error)
+	onRecovered func()
+}
+
+func (s *storageState) failed(err error) {
+	s.mu.Lock()
+	start := !s.full
+	s.full, s.lastFailure, s.lastErr = true, time.Now(), err
+	hook := s.onFull
+	s.mu.Unlock()
+	if start && hook != nil {
+		hook(err)
+	}
+}
+
+func (s *storageState) wrote() {
+	s.mu.Lock()
+	end := s.full && time.Since(s.lastFailure) >= storageQuiet
+	if end {
+		s.full, s.lastErr = false, nil
+	}
+	hook := s.onRecovered
+	s.mu.Unlock()
+	if end && hook != nil {
+		hook()
+	}
+}
+
+// OnStorage sets what is called when a storage-full episode begins (with
+// the first write's error) and when it ends: once per episode each, so a
+// full disk is logged once, not on every refused request.
+func (db *DB) OnStorage(full func(err error), recovered func()) {
+	db.storage.mu.Lock()
+	defer db.storage.mu.Unlock()
+	db.storage.onFull, db.storage.onRecovered = full, recovered
+}
+
+// StorageFull reports whether a storage-full episode is under way.
+func (db *DB) StorageFull() bool {
+	db.storage.mu.Lock()
+	defer db.storage.mu.Unlock()
+	return db.storage.full
+}
+
+// ProbeWrite commits one small write (the single row of write_probe), for
+// readiness probes: it fails with ErrStorageFull while the database cannot
+// store more, and then also while a storage-full episode is under way
+// (a write failed within storageQuiet), even if the probe's own row still
+// fits.
+func (db *DB) ProbeWrite(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	err := db.Tx(ctx, func(ctx context.Context) error {
+		return classify(db.Conn(ctx).Exec("UPDATE write_probe SET probed_at = ? WHERE id = 1", time.Now().UTC()).Error)
+	})
+	if err != nil {
+		return fmt.Errorf("models: write probe: %w", err)
+	}
+	db.storage.wrote()
+	db.storage.mu.Lock()
+	defer db.storage.mu.Unlock()
+	if db.storage.full {
+		return fmt.Errorf("models: write probe: %w: a write failed %s ago: %w", ErrStorageFull,
+			time.Since(db.storage.lastFailure).Round(time.Second), db.storage.lastErr)
+	}
+	return nil
 }
 
 // connectionFailure reports whether err means the database could not be

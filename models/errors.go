@@ -10,4 +10,9 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrUnavailable means the database could not be reached.
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrStorageFull means the database refused a write because it cannot
+	// store more: its disk is full (SQLITE_FULL, ENOSPC, PostgreSQL's
+	// disk_full 53100) or its file is read-only (SQLITE_READONLY, EROFS).
+	// Nothing of the transaction was written.
+	ErrStorageFull = errors.New("database storage is full")
 )

@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -60,12 +61,19 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 			"The form could not be read: it is malformed or has more fields than the console accepts (10,000). Nothing was changed."
 	case errors.As(err, &ve):
 		status, heading, message = http.StatusUnprocessableEntity, "Please correct the form", "Some fields were not accepted."
+	case errors.Is(err, models.ErrStorageFull):
+		// Logged once per episode by the database's storage hook, not
+		// once per refused request.
+		status, heading, message = http.StatusServiceUnavailable, "Storage is full",
+			"The console's storage is full; nothing was changed. Pages that only read keep working. Tell your platform operator, and try again once space is freed."
 	case errors.Is(err, models.ErrNotFound):
 		status, heading, message = http.StatusNotFound, "Page not found", "There is no such page, or you do not have access to it."
 	case isUnavailable(err):
 		status, heading, message = http.StatusServiceUnavailable, "Temporarily unavailable", "The database is unavailable. Nothing was changed; try again shortly."
 	}
-	if status >= 500 {
+	if errors.Is(err, models.ErrStorageFull) && status == http.StatusServiceUnavailable {
+		s.log.Debug("request refused: storage is full", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Request().URL.Path)
+	} else if status >= 500 {
 		s.log.Error("request failed", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Request().URL.Path, "status", status, "error", err)
 	}
 	if c.Request().Method == http.MethodHead {
@@ -84,5 +92,5 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 
 func wantsJSON(c echo.Context) bool {
 	p := c.Request().URL.Path
-	return p == "/readyz" || p == "/healthz" || len(p) > 12 && p[:12] == "/.well-known"
+	return p == "/readyz" || p == "/healthz" || strings.HasPrefix(p, "/.well-known/") || strings.HasPrefix(p, "/oauth/")
 }

@@ -63,6 +63,13 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger, migrate bool) (
 	if err != nil {
 		return nil, errors.New(redactErr(err.Error(), cfg.DatabaseURL))
 	}
+	// A full disk (or a read-only database) refuses every write with 503;
+	// the log says so once per episode, with the database's error.
+	db.OnStorage(func(err error) {
+		log.Error("database storage is full: every write is refused (503, nothing changed) until space is freed", "error", err)
+	}, func() {
+		log.Info("database storage takes writes again")
+	})
 	a := &app{cfg: cfg, log: log, db: db, clock: time.Now}
 	a.closers = append(a.closers, func() { _ = db.Close() })
 	if migrate {

@@ -80,7 +80,7 @@ func wireAPIClients(ctx context.Context, rt *runtime) error {
 	if err != nil {
 		return err
 	}
-	failures, err := oauth.NewFailureAggregator(oauth.FailureAggregatorConfig{Flush: svc.RecordRefusals})
+	failures, err := oauth.NewFailureAggregator(oauth.FailureAggregatorConfig{Flush: svc.RecordRefusals, Name: "refused token requests", Logger: rt.log})
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,8 @@ func wireAPIClients(ctx context.Context, rt *runtime) error {
 		if err := lastUse.Close(ctx); err != nil {
 			rt.log.Error("api credentials: last flush of last-use times", "error", err)
 		}
-		failures.Close(ctx)
+		// Close logs what it could not write.
+		_ = failures.Close(ctx)
 	})
 	if rt.metrics != nil {
 		for result, f := range map[string]func(apiclients.TokenStats) uint64{
@@ -121,6 +122,7 @@ func wireAPIClients(ctx context.Context, rt *runtime) error {
 				Name: "keyconsole_token_requests_total", Help: "Token endpoint answers, by result.", ConstLabels: prometheus.Labels{"result": result},
 			}, func() float64 { return float64(f(endpoint.Stats())) }))
 		}
+		rt.metrics.Registry.MustRegister(aggregatorMetrics("token_refusals", failures.Stats)...)
 		rt.metrics.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "keyconsole_token_reused_total", Help: "Issued token answers that repeated a token signed within the reuse window (KEYCONSOLE_TOKEN_REUSE).",
 		}, func() float64 { return float64(endpoint.Stats().Reused) }))

@@ -50,14 +50,15 @@ func wireSFTP(_ context.Context, rt *runtime) error {
 	})
 	rt.shutdown = append(rt.shutdown, func(ctx context.Context) {
 		if err := auth.Close(ctx); err != nil {
-			rt.log.Error("sftp: last write of key use failed", "error", err)
+			rt.log.Error("sftp: last write of key use or refusal records failed", "error", err)
 		}
 	})
 	return nil
 }
 
 // registerSFTPMetrics exposes the authenticator's counters: completed
-// logins, and refused keys by reason.
+// logins, refused keys by reason, and the aggregation of their audit
+// records.
 func registerSFTPMetrics(reg prometheus.Registerer, auth *sshkeys.Authenticator) error {
 	cs := []prometheus.Collector{prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "keyconsole_sftp_logins_total", Help: "Completed SFTP public-key logins.",
@@ -67,6 +68,7 @@ func registerSFTPMetrics(reg prometheus.Registerer, auth *sshkeys.Authenticator)
 			Name: "keyconsole_sftp_login_refusals_total", Help: "Refused SFTP public keys, by reason.", ConstLabels: prometheus.Labels{"reason": reason},
 		}, func() float64 { return float64(auth.Stats().Refused[reason]) }))
 	}
+	cs = append(cs, aggregatorMetrics("sftp_refusals", auth.FailureStats)...)
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("sftp: metrics: %w", err)

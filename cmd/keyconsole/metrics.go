@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"keyconsole/kms"
+	"keyconsole/services/oauth"
 	"keyconsole/web"
 )
 
@@ -56,6 +57,33 @@ func wireMetrics(ctx context.Context, rt *runtime) error {
 		})
 	}
 	return nil
+}
+
+// aggregatorMetrics exposes the counters of a refusal aggregation under
+// the label records=<records>: refusals waiting in memory for the next
+// flush (what a crash would lose), first refusals written at once, failed
+// writes (kept and retried), refusals counted per reason only because the
+// bound of pending keys was reached, and refusals lost at shutdown because
+// the database refused them until the end of the grace period.
+func aggregatorMetrics(records string, stats func() oauth.FailureStats) []prometheus.Collector {
+	labels := prometheus.Labels{"records": records}
+	counter := func(name, help string, f func(oauth.FailureStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
+			func() float64 { return float64(f(stats())) })
+	}
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keyconsole_audit_aggregated_pending", Help: "Keys of aggregated audit records waiting in memory for the next flush.", ConstLabels: labels,
+		}, func() float64 { return float64(stats().Pending) }),
+		counter("keyconsole_audit_aggregated_written_at_once_total", "First refusals of a key written as their own audit record at once.",
+			func(s oauth.FailureStats) uint64 { return s.WrittenAtOnce }),
+		counter("keyconsole_audit_aggregated_write_errors_total", "Failed writes of aggregated audit records; what they held is kept and retried.",
+			func(s oauth.FailureStats) uint64 { return s.WriteErrors }),
+		counter("keyconsole_audit_aggregated_overflow_total", "Refusals counted per reason only, because the bound of pending keys was reached.",
+			func(s oauth.FailureStats) uint64 { return s.Overflowed }),
+		counter("keyconsole_audit_aggregated_lost_total", "Refusals never audited: the database refused them until the end of the shutdown.",
+			func(s oauth.FailureStats) uint64 { return s.Lost }),
+	}
 }
 
 // metricsMux is the handler of the separate metrics address: /metrics and,

@@ -41,6 +41,11 @@ func TestSFTPMetricsSeries(t *testing.T) {
 	}
 	sort.Strings(got)
 	want := []string{
+		"keyconsole_audit_aggregated_lost_total{records=sftp_refusals}",
+		"keyconsole_audit_aggregated_overflow_total{records=sftp_refusals}",
+		"keyconsole_audit_aggregated_pending{records=sftp_refusals}",
+		"keyconsole_audit_aggregated_write_errors_total{records=sftp_refusals}",
+		"keyconsole_audit_aggregated_written_at_once_total{records=sftp_refusals}",
 		"keyconsole_sftp_login_refusals_total{reason=expired}",
 		"keyconsole_sftp_login_refusals_total{reason=rate_limited}",
 		"keyconsole_sftp_login_refusals_total{reason=unknown_key}",

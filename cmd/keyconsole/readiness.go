@@ -13,6 +13,9 @@ import (
 const (
 	readyCacheOK     = 30 * time.Second
 	readyCacheFailed = 5 * time.Second
+	// The write probe is one small committed write: kept for less time,
+	// since a disk fills up while the console runs.
+	writeProbeOK = 10 * time.Second
 )
 
 // cachedCheck runs a readiness check at most once per okFor after a
@@ -52,4 +55,29 @@ func (c *cachedCheck) Check(ctx context.Context) error {
 	}
 	c.at, c.err = now, err
 	return err
+}
+
+// storageWatchInterval is how often a storage-full episode is probed when
+// no readiness probe does it.
+const storageWatchInterval = 5 * time.Second
+
+// watchStorage ends a storage-full episode (see models.DB.OnStorage) even
+// when nothing polls /readyz: while one is under way it probes the
+// database with a small write every storageWatchInterval.
+func watchStorage(ctx context.Context, db interface {
+	StorageFull() bool
+	ProbeWrite(ctx context.Context) error
+}) error {
+	t := time.NewTicker(storageWatchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if db.StorageFull() {
+			_ = db.ProbeWrite(ctx)
+		}
+	}
 }

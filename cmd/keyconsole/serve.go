@@ -119,7 +119,12 @@ func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string
 		Logger: log, Auth: rt.auth, Agencies: a.agencySv, Users: a.users, Audit: a.audits,
 		Providers: web.ProviderChoices(providers), Clock: a.clock,
 	})
-	rt.ready = append(rt.ready, web.ReadyCheck{Name: "database", Check: a.db.Ping})
+	// A database that answers may still refuse writes (a full disk, a
+	// read-only file): database_write commits one small write, cached.
+	writeProbe := &cachedCheck{check: a.db.ProbeWrite, okFor: writeProbeOK, failedFor: readyCacheFailed, now: time.Now}
+	rt.ready = append(rt.ready, web.ReadyCheck{Name: "database", Check: a.db.Ping},
+		web.ReadyCheck{Name: "database_write", Check: writeProbe.Check})
+	rt.background = append(rt.background, func(ctx context.Context) error { return watchStorage(ctx, a.db) })
 	for _, f := range features {
 		if err := f(ctx, rt); err != nil {
 			return err
@@ -167,18 +172,19 @@ func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string
 	cancel()
 	shutCtx, shutCancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer shutCancel()
-	// The hooks share the grace and run at once: a webhook attempt that takes
-	// the whole grace must not leave the last flushes an expired context.
-	var wg sync.WaitGroup
-	for _, s := range rt.shutdown {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s(shutCtx)
-		}()
-	}
-	wg.Wait()
+	// Requests in flight finish first: what they record (refused token
+	// requests, last use) is then in the last flushes of the shutdown
+	// hooks. The hooks run side by side with a grace period of their own,
+	// so one that retries against a database refusing writes, or a webhook
+	// attempt that takes the whole grace, does not eat another's time.
 	_ = hs.Shutdown(shutCtx)
+	hookCtx, hookCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer hookCancel()
+	var hooks sync.WaitGroup
+	for _, s := range rt.shutdown {
+		hooks.Go(func() { s(hookCtx) })
+	}
+	hooks.Wait()
 	log.Info("keyconsole stopped")
 	return runErr
 }

@@ -83,10 +83,10 @@ func runSFTPServer(ctx context.Context, a *app, sec *secrets.Service, store *mod
 		if ctx.Err() != nil {
 			return nil
 		}
-		if !errors.Is(err, kms.ErrUnavailable) && !errors.Is(err, models.ErrUnavailable) {
+		if !errors.Is(err, kms.ErrUnavailable) && !errors.Is(err, models.ErrUnavailable) && !errors.Is(err, models.ErrStorageFull) {
 			return fmt.Errorf("sftp: host key: %w", err)
 		}
-		log.Warn("sftp server waits for its host key: encryption or database unavailable", "error", err, "retry_in", hostKeyRetry.String())
+		log.Warn("sftp server waits for its host key: encryption or database unavailable, or storage full", "error", err, "retry_in", hostKeyRetry.String())
 		select {
 		case <-ctx.Done():
 			return nil

@@ -48,6 +48,9 @@ type Options struct {
 	// OperatorEmail is the platform operator's e-mail at the mock provider;
 	// DefaultOperatorEmail when empty.
 	OperatorEmail string
+	// SQLitePath puts the SQLite database at this path (say, on a small
+	// file system the test fills) instead of in a temporary directory.
+	SQLitePath string
 }
 
 // Console is one running keyconsole server (a child process) with its own
@@ -104,7 +107,10 @@ func Start(t testing.TB, opts Options) *Console {
 	if opts.Dialect == models.Postgres {
 		requirePostgres(t)
 	}
-	c.DatabaseURL = modelstest.NewURL(t, opts.Dialect)
+	c.DatabaseURL = opts.SQLitePath
+	if opts.Dialect != models.SQLite || c.DatabaseURL == "" {
+		c.DatabaseURL = modelstest.NewURL(t, opts.Dialect)
+	}
 	c.Addr = freeAddr(t)
 	c.URL = "http://" + c.Addr
 	if opts.SFTP {
@@ -193,6 +199,38 @@ func (c *Console) Stop() {
 func (c *Console) Kill() {
 	c.t.Helper()
 	c.stop(true)
+}
+
+// Signal sends sig to the running server and returns at once (see
+// WaitExit).
+func (c *Console) Signal(sig os.Signal) {
+	c.t.Helper()
+	c.mu.Lock()
+	cmd := c.cmd
+	c.mu.Unlock()
+	if cmd == nil {
+		c.t.Fatalf("harness: keyconsole is not running")
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		c.t.Fatalf("harness: signal keyconsole: %v", err)
+	}
+}
+
+// WaitExit waits until the server process has ended, at most timeout,
+// and reports whether it did.
+func (c *Console) WaitExit(timeout time.Duration) bool {
+	c.mu.Lock()
+	done := c.done
+	c.mu.Unlock()
+	if done == nil {
+		return true
+	}
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
 }
 
 // Restart stops the server (if it runs) and starts it again on the same

@@ -164,3 +164,33 @@ func NewURL(t testing.TB, d models.Dialect) string {
 	}
 	return fmt.Sprintf("%s/%s%s", base[:strings.LastIndex(base, "/")], name, q)
 }
+
+// RefuseWrites makes the PostgreSQL database behind db refuse every write,
+// as a hot standby does after a failover (default_transaction_read_only),
+// until the returned function is called. For the rest of the test db keeps
+// no idle connection, so each statement opens a session that sees the
+// setting at once.
+func RefuseWrites(t testing.TB, db *models.DB) (restore func()) {
+	t.Helper()
+	if db.Dialect != models.Postgres {
+		t.Fatalf("modelstest: RefuseWrites needs PostgreSQL")
+	}
+	var name string
+	if err := db.Gorm.Raw("SELECT current_database()").Scan(&name).Error; err != nil {
+		t.Fatalf("modelstest: current database: %v", err)
+	}
+	db.SQL().SetMaxIdleConns(0)
+	admin, err := sql.Open("pgx", PostgresAdminURL())
+	if err != nil {
+		t.Fatalf("modelstest: %v", err)
+	}
+	t.Cleanup(func() { _ = admin.Close() })
+	quoted := `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+	set := func(q string) {
+		if _, err := admin.Exec(q); err != nil {
+			t.Fatalf("modelstest: %s: %v", q, err)
+		}
+	}
+	set("ALTER DATABASE " + quoted + " SET default_transaction_read_only = on")
+	return func() { set("ALTER DATABASE " + quoted + " RESET default_transaction_read_only") }
+}

@@ -24,6 +24,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"keyconsole/kms"
 	"keyconsole/models"
 	"keyconsole/services/audit"
 	"keyconsole/services/oauth"
@@ -489,6 +490,7 @@ func (s *Service) Create(ctx context.Context, actor audit.Actor, origin audit.Or
 	}
 	h, err := s.hasherForPage(ctx)
 	if err != nil {
+		err = s.auditKMSRefusal(ctx, actor, origin, agencyID, audit.ActionAPICredentialCreate, "", in.Name, in.Environment, err)
 		return models.APICredential{}, oauth.ClientSecret{}, fmt.Errorf("apiclients: create: %w", err)
 	}
 	clientID, err := oauth.GenerateClientID(in.Environment)
@@ -594,6 +596,7 @@ func (s *Service) Regenerate(ctx context.Context, actor audit.Actor, origin audi
 	}
 	h, err := s.hasherForPage(ctx)
 	if err != nil {
+		err = s.auditKMSRefusal(ctx, actor, origin, agencyID, audit.ActionAPICredentialRegenerate, cur.ClientID, cur.Name, cur.Environment, err)
 		return models.APICredential{}, oauth.ClientSecret{}, fmt.Errorf("apiclients: regenerate: %w", err)
 	}
 	secret, err := oauth.GenerateClientSecret(cur.Environment)
@@ -642,6 +645,33 @@ func (s *Service) refuseRegenerate(ctx context.Context, actor audit.Actor, origi
 		return fmt.Errorf("apiclients: regenerate: %w", err)
 	}
 	return refusal
+}
+
+// auditKMSRefusal records an attempt that failed because the secret pepper
+// could not be opened through KMS (nothing was changed): every attempt at
+// a sensitive action is audited, refused ones too. It returns err, joined
+// with the audit failure if the record could not be written; other
+// failures (the database) are returned as they are.
+func (s *Service) auditKMSRefusal(ctx context.Context, actor audit.Actor, origin audit.Origin, agencyID int64, action, targetID, targetName, environment string, err error) error {
+	reason := ""
+	switch {
+	case errors.Is(err, kms.ErrUnavailable):
+		reason = "kms_unavailable"
+	case errors.Is(err, kms.ErrIntegrity):
+		reason = "integrity"
+	default:
+		return err
+	}
+	aerr := s.audit.Record(context.WithoutCancel(ctx), audit.Event{
+		AgencyID: agencyID, Actor: actor, Action: action,
+		TargetType: audit.TargetAPICredential, TargetID: targetID, TargetName: targetName,
+		Outcome: audit.OutcomeFailure, Reason: reason, Origin: origin,
+		Details: map[string]string{"environment": environment},
+	})
+	if aerr != nil {
+		return errors.Join(err, aerr)
+	}
+	return err
 }
 
 // Revoke revokes a credential of an agency at once; an already revoked one
@@ -793,22 +823,29 @@ func (s *Service) FlushLastUse(ctx context.Context, lastUse map[int64]time.Time)
 }
 
 // RecordRefusals writes one audit record per batch of refused token
-// requests (the FailureAggregator's flush): into the owning agency's chain
-// when the client_id is known, otherwise into the platform chain.
-func (s *Service) RecordRefusals(ctx context.Context, batch []oauth.FailureBatch) {
+// requests (the FailureAggregator's Flush), in order: into the owning
+// agency's chain when the client_id is known, otherwise into the platform
+// chain. It returns how many it wrote before a failure stopped it; the
+// aggregator keeps the rest.
+func (s *Service) RecordRefusals(ctx context.Context, batch []oauth.FailureBatch) (int, error) {
 	ids := map[string]int64{}
-	for _, b := range batch {
-		agencyID := models.PlatformAgencyID
-		if b.Agency != "" {
-			id, ok := ids[b.Agency]
-			if !ok {
-				a, err := s.agencies.BySlug(ctx, b.Agency)
-				if err == nil {
-					id = a.ID
-				}
-				ids[b.Agency] = id
+	for i, b := range batch {
+		// An unknown client's record costs the same agency look-up (of a
+		// slug no agency has) as a known one's: the first refusal of a key
+		// is written before the answer, whose time must not tell which
+		// client_ids exist.
+		agencyID, ok := ids[b.Agency]
+		if !ok {
+			a, err := s.agencies.BySlug(ctx, b.Agency)
+			switch {
+			case err == nil && b.Agency != "":
+				agencyID = a.ID
+			case err != nil && !errors.Is(err, models.ErrNotFound):
+				return i, fmt.Errorf("apiclients: record refused token requests: %w", err)
+			default:
+				agencyID = models.PlatformAgencyID
 			}
-			agencyID = id
+			ids[b.Agency] = agencyID
 		}
 		actor := audit.Actor{Type: audit.ActorAnonymous, ID: b.ClientID}
 		if agencyID != models.PlatformAgencyID {
@@ -833,9 +870,10 @@ func (s *Service) RecordRefusals(ctx context.Context, batch []oauth.FailureBatch
 			Details: details,
 		})
 		if err != nil {
-			s.log.ErrorContext(ctx, "apiclients: record refused token requests", "error", err, "count", b.Count, "reason", b.Reason)
+			return i, fmt.Errorf("apiclients: record refused token requests: %w", err)
 		}
 	}
+	return len(batch), nil
 }
 
 // Summary counts an agency's credentials for the dashboard.

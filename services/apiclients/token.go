@@ -2,6 +2,7 @@ package apiclients
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"keyconsole/models"
 	"keyconsole/services/oauth"
 )
 
@@ -37,6 +39,12 @@ var (
 	errUnavailable = &oauth.Error{
 		Code:        ErrCodeTemporarilyUnavailable,
 		Description: "the token service cannot issue tokens right now; retry later",
+		Status:      http.StatusServiceUnavailable,
+		RetryAfter:  unavailableRetry,
+	}
+	errStorageFull = &oauth.Error{
+		Code:        ErrCodeTemporarilyUnavailable,
+		Description: "storage is full; nothing was changed",
 		Status:      http.StatusServiceUnavailable,
 		RetryAfter:  unavailableRetry,
 	}
@@ -154,6 +162,10 @@ func (t *TokenEndpoint) Serve(ctx context.Context, r TokenRequest) (oauth.TokenR
 	client, slug, reason, err := t.cfg.Service.Authenticate(ctx, req.ClientID, req.ClientSecret, now)
 	if err != nil {
 		t.unavailable.Add(1)
+		if errors.Is(err, models.ErrStorageFull) {
+			// Logged once per episode by the database's storage hook.
+			return oauth.TokenResponse{}, answer(errStorageFull)
+		}
 		t.cfg.Logger.ErrorContext(ctx, "token request: authentication failed to run", "client_id", oauth.AuditClientID(req.ClientID), "error", err)
 		return oauth.TokenResponse{}, answer(errUnavailable)
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -67,7 +68,8 @@ type FailureKey struct {
 	Reason string
 }
 
-// FailureBatch summarises the refused requests of one key in one interval.
+// FailureBatch counts the refused requests of one key: one refusal
+// written at once, or the repeats summarised over an interval.
 type FailureBatch struct {
 	FailureKey
 	// Count is the number of refused requests.
@@ -79,30 +81,90 @@ type FailureBatch struct {
 	Overflow bool
 }
 
+// Defaults of FailureAggregatorConfig.
+const (
+	DefaultFailureInterval  = time.Minute
+	DefaultFailureMaxKeys   = 10000
+	DefaultFailureImmediate = 600
+	DefaultFailureRetry     = 5 * time.Second
+	DefaultFailureWrite     = 5 * time.Second
+)
+
 // FailureAggregatorConfig configures a FailureAggregator.
 type FailureAggregatorConfig struct {
-	// Interval between flushes (default 1 minute).
+	// Interval between flushes of the summaries (DefaultFailureInterval).
 	Interval time.Duration
-	// MaxKeys caps the distinct keys kept between flushes (default 10000);
-	// further keys are counted in one overflow batch per reason.
+	// MaxKeys caps the distinct keys kept between flushes
+	// (DefaultFailureMaxKeys); further keys are counted in one overflow
+	// batch per reason.
 	MaxKeys int
-	// Flush receives each non-empty batch, sorted by agency, client_id,
-	// address and reason, overflow batches last. Required. It must not keep
-	// the slice. Calls never overlap.
-	Flush func(ctx context.Context, batch []FailureBatch)
+	// Immediate caps how many first refusals of new keys are written at
+	// once per interval (DefaultFailureImmediate); beyond it new keys are
+	// summarised like repeats. A negative value writes none at once.
+	Immediate int
+	// RetryInterval is the wait after a failed flush
+	// (DefaultFailureRetry), doubling per further failure up to Interval.
+	RetryInterval time.Duration
+	// WriteTimeout bounds a write made at once by Record
+	// (DefaultFailureWrite).
+	WriteTimeout time.Duration
+	// Flush writes the batches in order, one audit record each, and
+	// returns how many it wrote before an error stopped it; the batches it
+	// did not write are kept for the next flush. Record calls it with one
+	// batch for a first refusal, concurrently with other calls, so it must
+	// be safe for concurrent use. Required. It must not keep the slice.
+	Flush func(ctx context.Context, batch []FailureBatch) (written int, err error)
+	// Name says what is aggregated, in log lines ("refused token requests").
+	Name string
+	// Logger receives failed flushes, the overflow of MaxKeys and losses;
+	// nil discards them.
+	Logger *slog.Logger
 }
 
-// FailureAggregator collects refused token requests in memory and hands a
-// summary to its Flush callback every interval, so an attack produces one
-// audit record per key and interval instead of one per request. It is safe
-// for concurrent use.
+// FailureStats counts what a FailureAggregator did since it was made.
+type FailureStats struct {
+	// Pending is the number of keys (overflow batches included) whose
+	// refusals wait for the next flush.
+	Pending int
+	// WrittenAtOnce counts first refusals written at once by Record.
+	WrittenAtOnce uint64
+	// WriteErrors counts failed writes (at once or by a flush); what they
+	// held is kept for the next flush.
+	WriteErrors uint64
+	// Overflowed counts refusals kept only in the per-reason overflow
+	// count because MaxKeys keys were pending.
+	Overflowed uint64
+	// Lost counts refusals never written: the database refused them until
+	// the end of Close.
+	Lost uint64
+}
+
+// FailureAggregator records refused requests without flooding the audit
+// log: the first refusal of a key (agency, client, address, reason) in an
+// interval is written at once, before Record returns, and its repeats are
+// summarised into one record per key and interval. It is safe for
+// concurrent use.
+//
+// Nothing is dropped while the process lives: a write that fails is kept
+// in memory and retried (after RetryInterval, doubling up to Interval),
+// memory stays bounded by MaxKeys keys plus one count per reason, and
+// Close writes what is left, retrying until its context ends. What a
+// crash (SIGKILL) can lose is therefore bounded by what is in memory: the
+// repeats since the last successful flush, first refusals beyond
+// Immediate in the interval, and writes that failed since.
 type FailureAggregator struct {
 	cfg FailureAggregatorConfig
 
 	mu       sync.Mutex
 	entries  map[FailureKey]*FailureBatch
 	overflow map[string]*FailureBatch
-	closed   bool
+	// immediate counts the writes at once of the current interval.
+	immediate int
+	// boundLogged is set once the MaxKeys overflow was logged, until a
+	// flush succeeds.
+	boundLogged bool
+	closed      bool
+	stats       FailureStats
 
 	flushMu  sync.Mutex
 	stop     chan struct{}
@@ -116,13 +178,29 @@ func NewFailureAggregator(cfg FailureAggregatorConfig) (*FailureAggregator, erro
 		return nil, errors.New("oauth: failure aggregator: Flush is required")
 	}
 	if cfg.Interval == 0 {
-		cfg.Interval = time.Minute
+		cfg.Interval = DefaultFailureInterval
 	}
 	if cfg.MaxKeys == 0 {
-		cfg.MaxKeys = 10000
+		cfg.MaxKeys = DefaultFailureMaxKeys
 	}
-	if cfg.Interval < 0 || cfg.MaxKeys < 1 {
-		return nil, errors.New("oauth: failure aggregator: Interval and MaxKeys must be positive")
+	if cfg.Immediate == 0 {
+		cfg.Immediate = DefaultFailureImmediate
+	}
+	if cfg.RetryInterval == 0 {
+		cfg.RetryInterval = DefaultFailureRetry
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultFailureWrite
+	}
+	if cfg.Interval < 0 || cfg.MaxKeys < 1 || cfg.RetryInterval < 0 || cfg.WriteTimeout < 0 {
+		return nil, errors.New("oauth: failure aggregator: Interval, MaxKeys, RetryInterval and WriteTimeout must be positive")
+	}
+	cfg.RetryInterval = min(cfg.RetryInterval, cfg.Interval)
+	if cfg.Name == "" {
+		cfg.Name = "refused requests"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &FailureAggregator{
 		cfg:      cfg,
@@ -132,40 +210,118 @@ func NewFailureAggregator(cfg FailureAggregatorConfig) (*FailureAggregator, erro
 	}, nil
 }
 
-// Record counts one refused request of key at time at. The client_id is
-// sanitised with AuditClientID and the other fields are bounded in length.
-// After Close it does nothing.
+// Record counts one refused request of key at time at. The first refusal
+// of a key in the interval is written at once (up to Immediate per
+// interval); if that write fails, or after the cap, it waits for the next
+// flush with the repeats. After Close every refusal is written at once.
+// The client_id is sanitised with AuditClientID and the other fields are
+// bounded in length.
 func (a *FailureAggregator) Record(key FailureKey, at time.Time) {
 	key.Agency = auditField(key.Agency, maxAuditFieldLen)
 	key.ClientID = AuditClientID(key.ClientID)
 	key.Addr = auditField(key.Addr, maxAuditFieldLen)
 	key.Reason = auditField(key.Reason, maxAuditFieldLen)
 	at = at.UTC()
+	one := FailureBatch{FailureKey: key, Count: 1, First: at, Last: at}
 
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.closed {
+		a.mu.Unlock()
+		a.writeOrLose(one)
 		return
 	}
 	b, ok := a.entries[key]
-	if !ok {
-		if len(a.entries) >= a.cfg.MaxKeys {
-			b = a.overflowBatch(key.Reason, at)
-		} else {
-			b = &FailureBatch{FailureKey: key, First: at, Last: at}
-			a.entries[key] = b
+	switch {
+	case ok:
+		merge(b, one)
+	case len(a.entries) >= a.cfg.MaxKeys:
+		a.addOverflow(one)
+	case a.cfg.Immediate < 0 || a.immediate >= a.cfg.Immediate:
+		a.entries[key] = &one
+	default:
+		// A zero count marks the key as seen in this interval while its
+		// first refusal is written at once: what follows is a repeat.
+		a.immediate++
+		a.entries[key] = &FailureBatch{FailureKey: key}
+		a.mu.Unlock()
+		if err := a.write(one); err != nil {
+			a.mu.Lock()
+			if a.closed {
+				a.mu.Unlock()
+				a.lose(one, err)
+				return
+			}
+			a.keep(one)
+			logBound := a.takeBoundLog()
+			a.mu.Unlock()
+			if logBound {
+				a.logBound()
+			}
 		}
+		return
 	}
-	b.Count++
-	if at.Before(b.First) {
-		b.First = at
-	}
-	if at.After(b.Last) {
-		b.Last = at
+	logBound := a.takeBoundLog()
+	a.mu.Unlock()
+	if logBound {
+		a.logBound()
 	}
 }
 
-func (a *FailureAggregator) overflowBatch(reason string, at time.Time) *FailureBatch {
+// merge adds src to dst.
+func merge(dst *FailureBatch, src FailureBatch) {
+	if dst.Count == 0 {
+		dst.First, dst.Last = src.First, src.Last
+	} else {
+		if src.First.Before(dst.First) {
+			dst.First = src.First
+		}
+		if src.Last.After(dst.Last) {
+			dst.Last = src.Last
+		}
+	}
+	dst.Count += src.Count
+}
+
+// keep puts b back among the pending batches (a.mu held): into its key's
+// entry, or the overflow of its reason when MaxKeys keys are pending.
+func (a *FailureAggregator) keep(b FailureBatch) {
+	if b.Overflow {
+		merge(a.overflowBatch(b.Reason), b)
+		return
+	}
+	if e, ok := a.entries[b.FailureKey]; ok {
+		merge(e, b)
+		return
+	}
+	if len(a.entries) < a.cfg.MaxKeys {
+		a.entries[b.FailureKey] = &b
+		return
+	}
+	a.addOverflow(b)
+}
+
+// addOverflow counts b in the overflow batch of its reason (a.mu held).
+func (a *FailureAggregator) addOverflow(b FailureBatch) {
+	a.stats.Overflowed += uint64(b.Count)
+	merge(a.overflowBatch(b.Reason), FailureBatch{FailureKey: FailureKey{Reason: b.Reason}, Count: b.Count, First: b.First, Last: b.Last, Overflow: true})
+}
+
+// takeBoundLog reports, once until the next successful flush, that the
+// overflow began (a.mu held).
+func (a *FailureAggregator) takeBoundLog() bool {
+	if a.stats.Overflowed == 0 || a.boundLogged || len(a.overflow) == 0 {
+		return false
+	}
+	a.boundLogged = true
+	return true
+}
+
+func (a *FailureAggregator) logBound() {
+	a.cfg.Logger.Warn("audit aggregation is full: further keys are counted per reason only until the next flush",
+		"records", a.cfg.Name, "max_keys", a.cfg.MaxKeys)
+}
+
+func (a *FailureAggregator) overflowBatch(reason string) *FailureBatch {
 	if b, ok := a.overflow[reason]; ok {
 		return b
 	}
@@ -175,35 +331,90 @@ func (a *FailureAggregator) overflowBatch(reason string, at time.Time) *FailureB
 			return b
 		}
 	}
-	b := &FailureBatch{FailureKey: FailureKey{Reason: reason}, First: at, Last: at, Overflow: true}
+	b := &FailureBatch{FailureKey: FailureKey{Reason: reason}, Overflow: true}
 	a.overflow[reason] = b
 	return b
 }
 
-// Pending returns the number of keys (overflow batches included) waiting
-// for the next flush.
+// write hands one batch to the Flush callback, bounded by WriteTimeout.
+func (a *FailureAggregator) write(b FailureBatch) error {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.WriteTimeout)
+	defer cancel()
+	n, err := a.cfg.Flush(ctx, []FailureBatch{b})
+	if n == 1 {
+		a.mu.Lock()
+		a.stats.WrittenAtOnce++
+		a.mu.Unlock()
+		return nil
+	}
+	if err == nil {
+		err = errors.New("oauth: failure aggregator: the record was not written")
+	}
+	a.mu.Lock()
+	a.stats.WriteErrors++
+	a.mu.Unlock()
+	return err
+}
+
+// writeOrLose writes b at once, after Close; what fails is lost.
+func (a *FailureAggregator) writeOrLose(b FailureBatch) {
+	if err := a.write(b); err != nil {
+		a.lose(b, err)
+	}
+}
+
+func (a *FailureAggregator) lose(b FailureBatch, err error) {
+	a.mu.Lock()
+	a.stats.Lost += uint64(b.Count)
+	a.mu.Unlock()
+	a.cfg.Logger.Error("audit records lost: the database did not take them before shutdown",
+		"records", a.cfg.Name, "count", b.Count, "reason", b.Reason, "error", err)
+}
+
+// Pending returns the number of keys (overflow batches included) whose
+// refusals wait for the next flush.
 func (a *FailureAggregator) Pending() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.entries) + len(a.overflow)
+	return a.pendingLocked()
 }
 
-// Flush hands everything collected so far to the Flush callback (when there
-// is anything) and starts a new interval.
-func (a *FailureAggregator) Flush(ctx context.Context) {
+func (a *FailureAggregator) pendingLocked() int {
+	n := len(a.overflow)
+	for _, b := range a.entries {
+		if b.Count > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// Stats returns the aggregator's counters.
+func (a *FailureAggregator) Stats() FailureStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := a.stats
+	st.Pending = a.pendingLocked()
+	return st
+}
+
+// Flush hands everything pending to the Flush callback (when there is
+// anything) and starts a new interval. What the callback did not write is
+// kept for the next flush, and the error says how much.
+func (a *FailureAggregator) Flush(ctx context.Context) error {
 	a.flushMu.Lock()
 	defer a.flushMu.Unlock()
 	a.mu.Lock()
 	entries, overflow := a.entries, a.overflow
 	a.entries = make(map[FailureKey]*FailureBatch)
 	a.overflow = make(map[string]*FailureBatch)
+	a.immediate = 0
 	a.mu.Unlock()
-	if len(entries) == 0 && len(overflow) == 0 {
-		return
-	}
 	batch := make([]FailureBatch, 0, len(entries)+len(overflow))
 	for _, b := range entries {
-		batch = append(batch, *b)
+		if b.Count > 0 {
+			batch = append(batch, *b)
+		}
 	}
 	slices.SortFunc(batch, func(x, y FailureBatch) int {
 		return cmp.Or(
@@ -218,13 +429,39 @@ func (a *FailureAggregator) Flush(ctx context.Context) {
 		batch = append(batch, *b)
 	}
 	slices.SortFunc(batch[n:], func(x, y FailureBatch) int { return cmp.Compare(x.Reason, y.Reason) })
-	a.cfg.Flush(ctx, batch)
+	if len(batch) == 0 {
+		return nil
+	}
+	written, err := a.cfg.Flush(ctx, batch)
+	written = max(0, min(written, len(batch)))
+	if written == len(batch) {
+		a.mu.Lock()
+		a.boundLogged = false
+		a.mu.Unlock()
+		return nil
+	}
+	if err == nil {
+		err = errors.New("stopped early")
+	}
+	a.mu.Lock()
+	a.stats.WriteErrors++
+	for _, b := range batch[written:] {
+		a.keep(b)
+	}
+	logBound := a.takeBoundLog()
+	a.mu.Unlock()
+	if logBound {
+		a.logBound()
+	}
+	return fmt.Errorf("oauth: flush %s: %d of %d records kept for the next attempt: %w", a.cfg.Name, len(batch)-written, len(batch), err)
 }
 
-// Run flushes every Interval until ctx is done or Close is called. Call
-// Close at shutdown, with a live context, for the last flush.
+// Run flushes every Interval, and sooner after a failed flush, until ctx
+// is done or Close is called; failed flushes are logged. Call Close at
+// shutdown, with a live context, for the last flush.
 func (a *FailureAggregator) Run(ctx context.Context) {
-	t := time.NewTicker(a.cfg.Interval)
+	retry := a.cfg.RetryInterval
+	t := time.NewTimer(a.cfg.Interval)
 	defer t.Stop()
 	for {
 		select {
@@ -233,18 +470,57 @@ func (a *FailureAggregator) Run(ctx context.Context) {
 		case <-a.stop:
 			return
 		case <-t.C:
-			a.Flush(ctx)
 		}
+		wait := a.cfg.Interval
+		if err := a.Flush(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			a.cfg.Logger.ErrorContext(ctx, "audit records could not be written; they are kept and retried", "records", a.cfg.Name, "retry_in", retry.String(), "error", err)
+			wait, retry = retry, min(2*retry, a.cfg.Interval)
+		} else {
+			retry = a.cfg.RetryInterval
+		}
+		t.Reset(wait)
 	}
 }
 
-// Close stops Run, refuses further records and flushes what is left.
-func (a *FailureAggregator) Close(ctx context.Context) {
+// Close stops Run, makes further records be written at once, and writes
+// what is pending, retrying until ctx ends; what the database still
+// refused then is counted as lost, logged, and the error returned.
+func (a *FailureAggregator) Close(ctx context.Context) error {
 	a.stopOnce.Do(func() { close(a.stop) })
 	a.mu.Lock()
 	a.closed = true
 	a.mu.Unlock()
-	a.Flush(ctx)
+	wait := min(time.Second, a.cfg.RetryInterval)
+	for {
+		err := a.Flush(ctx)
+		if err == nil {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+			continue
+		case <-ctx.Done():
+			t.Stop()
+		}
+		a.mu.Lock()
+		lost := 0
+		for _, b := range a.entries {
+			lost += b.Count
+		}
+		for _, b := range a.overflow {
+			lost += b.Count
+		}
+		a.stats.Lost += uint64(lost)
+		a.entries = make(map[FailureKey]*FailureBatch)
+		a.overflow = make(map[string]*FailureBatch)
+		a.mu.Unlock()
+		a.cfg.Logger.Error("audit records lost: the database did not take them before shutdown", "records", a.cfg.Name, "count", lost, "error", err)
+		return err
+	}
 }
 
 // LastUseConfig configures a LastUseTracker.

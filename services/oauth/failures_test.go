@@ -4,26 +4,57 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// batchSink collects what a FailureAggregator flushes.
+// batchSink collects what a FailureAggregator flushes; with fail set it
+// writes the first accept batches of each call and then fails.
 type batchSink struct {
 	mu      sync.Mutex
 	batches [][]FailureBatch
+	fail    bool
+	accept  int
 	flushed chan struct{}
 }
 
-func newBatchSink() *batchSink { return &batchSink{flushed: make(chan struct{}, 100)} }
+func newBatchSink() *batchSink { return &batchSink{flushed: make(chan struct{}, 1000)} }
 
-func (s *batchSink) flush(_ context.Context, b []FailureBatch) {
+func (s *batchSink) flush(_ context.Context, b []FailureBatch) (int, error) {
 	s.mu.Lock()
-	s.batches = append(s.batches, b)
+	n := len(b)
+	var err error
+	if s.fail {
+		n, err = min(s.accept, len(b)), errors.New("database or disk is full")
+	}
+	if n > 0 {
+		s.batches = append(s.batches, append([]FailureBatch(nil), b[:n]...))
+	}
 	s.mu.Unlock()
-	s.flushed <- struct{}{}
+	if err == nil {
+		s.flushed <- struct{}{}
+	}
+	return n, err
+}
+
+func (s *batchSink) setFail(fail bool, accept int) {
+	s.mu.Lock()
+	s.fail, s.accept = fail, accept
+	s.mu.Unlock()
+}
+
+// counts sums the written counts per client_id.
+func (s *batchSink) counts() map[string]int {
+	out := map[string]int{}
+	for _, b := range s.all() {
+		for _, f := range b {
+			out[f.ClientID] += f.Count
+		}
+	}
+	return out
 }
 
 func (s *batchSink) all() [][]FailureBatch {
@@ -34,7 +65,7 @@ func (s *batchSink) all() [][]FailureBatch {
 
 func TestFailureAggregatorSummarises(t *testing.T) {
 	sink := newBatchSink()
-	a, err := NewFailureAggregator(FailureAggregatorConfig{Flush: sink.flush})
+	a, err := NewFailureAggregator(FailureAggregatorConfig{Flush: sink.flush, Immediate: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +111,7 @@ func TestFailureAggregatorSummarises(t *testing.T) {
 
 func TestFailureAggregatorIsBounded(t *testing.T) {
 	sink := newBatchSink()
-	a, err := NewFailureAggregator(FailureAggregatorConfig{Flush: sink.flush, MaxKeys: 50})
+	a, err := NewFailureAggregator(FailureAggregatorConfig{Flush: sink.flush, MaxKeys: 50, Immediate: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +182,7 @@ func TestFailureAggregatorSanitises(t *testing.T) {
 
 func TestFailureAggregatorRunAndClose(t *testing.T) {
 	sink := newBatchSink()
-	a, err := NewFailureAggregator(FailureAggregatorConfig{Flush: sink.flush, Interval: 20 * time.Millisecond})
+	a, err := NewFailureAggregator(FailureAggregatorConfig{Flush: sink.flush, Interval: 20 * time.Millisecond, Immediate: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,12 +199,16 @@ func TestFailureAggregatorRunAndClose(t *testing.T) {
 		t.Fatal("no periodic flush within 5s")
 	}
 	a.Record(FailureKey{ClientID: "b", Reason: ReasonInvalidSecret}, time.Now())
-	a.Close(ctx)
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after Close")
 	}
+	// A refusal answered after Close (a request finishing during the
+	// shutdown) is written at once.
 	a.Record(FailureKey{ClientID: "c", Reason: ReasonInvalidSecret}, time.Now())
 	if a.Pending() != 0 {
 		t.Fatal("Record after Close kept a key")
@@ -184,13 +219,206 @@ func TestFailureAggregatorRunAndClose(t *testing.T) {
 			ids = append(ids, f.ClientID)
 		}
 	}
-	if strings.Join(ids, ",") != "a,b" {
-		t.Fatalf("flushed client ids = %v, want a then b", ids)
+	if strings.Join(ids, ",") != "a,b,c" {
+		t.Fatalf("flushed client ids = %v, want a, b, c in that order", ids)
 	}
 }
 
+func TestFailureAggregatorWritesFirstRefusalAtOnce(t *testing.T) {
+	sink := newBatchSink()
+	a, err := NewFailureAggregator(FailureAggregatorConfig{Flush: sink.flush, Immediate: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
+	k := FailureKey{ClientID: "k", Addr: "192.0.2.1", Reason: ReasonInvalidSecret}
+	a.Record(k, t0)
+	if got := sink.all(); len(got) != 1 || len(got[0]) != 1 || got[0][0].Count != 1 || !got[0][0].First.Equal(t0) || got[0][0].ClientID != "k" {
+		t.Fatalf("after the first refusal the sink holds %+v, want one record of count 1", got)
+	}
+	a.Record(k, t0.Add(time.Second))
+	a.Record(k, t0.Add(2*time.Second))
+	if len(sink.all()) != 1 || a.Pending() != 1 {
+		t.Fatalf("repeats were written at once (%d writes) or are not pending (%d)", len(sink.all()), a.Pending())
+	}
+	// The cap of writes at once: the third new key of the interval waits.
+	a.Record(FailureKey{ClientID: "l", Reason: ReasonInvalidSecret}, t0)
+	a.Record(FailureKey{ClientID: "m", Reason: ReasonInvalidSecret}, t0)
+	if len(sink.all()) != 2 {
+		t.Fatalf("writes at once: %d, want 2 (the cap)", len(sink.all()))
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	last := sink.all()[2]
+	if len(last) != 2 || last[0].ClientID != "k" || last[0].Count != 2 || !last[0].First.Equal(t0.Add(time.Second)) || last[1].ClientID != "m" {
+		t.Fatalf("summary %+v, want the 2 repeats of k and the capped m", last)
+	}
+	// A new interval: the first refusal is written at once again.
+	a.Record(k, t0.Add(time.Minute))
+	if n := len(sink.all()); n != 4 {
+		t.Fatalf("writes after a new interval began: %d, want 4", n)
+	}
+	if c := sink.counts(); c["k"] != 4 || c["l"] != 1 || c["m"] != 1 {
+		t.Fatalf("counts %v", c)
+	}
+	if st := a.Stats(); st.WrittenAtOnce != 3 || st.WriteErrors != 0 || st.Pending != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestFailureAggregatorKeepsWhatFailsToBeWritten(t *testing.T) {
+	sink := newBatchSink()
+	a, err := NewFailureAggregator(FailureAggregatorConfig{Flush: sink.flush})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
+	key := func(id string) FailureKey { return FailureKey{ClientID: id, Reason: ReasonUnknownClient} }
+	for _, id := range []string{"a", "a", "a", "b", "b", "c"} {
+		a.Record(key(id), t0)
+	}
+	sink.setFail(true, 0)
+	a.Record(key("d"), t0) // its write at once fails: kept
+	a.Record(key("d"), t0.Add(time.Second))
+	sink.setFail(true, 1)
+	if err := a.Flush(ctx); err == nil || !strings.Contains(err.Error(), "kept for the next attempt") {
+		t.Fatalf("Flush() error = %v, want the records kept", err)
+	}
+	// a, b and c were written at once; the flush held the repeats of a
+	// and b and both refusals of d, and wrote only a's.
+	if p := a.Pending(); p != 2 {
+		t.Fatalf("Pending() after a partly failed flush = %d, want 2", p)
+	}
+	a.Record(key("b"), t0.Add(2*time.Second))
+	sink.setFail(false, 0)
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"a": 3, "b": 3, "c": 1, "d": 2}
+	if c := sink.counts(); fmt.Sprint(c) != fmt.Sprint(want) {
+		t.Fatalf("written counts %v, want %v", c, want)
+	}
+	if st := a.Stats(); st.WriteErrors != 2 || st.Pending != 0 || st.Lost != 0 {
+		t.Fatalf("stats %+v, want 2 write errors (one at once, one flush) and nothing pending", st)
+	}
+}
+
+// lockedLog is a log destination safe for concurrent writers.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func TestFailureAggregatorBoundedWhileTheDatabaseFails(t *testing.T) {
+	sink := newBatchSink()
+	var log lockedLog
+	a, err := NewFailureAggregator(FailureAggregatorConfig{Flush: sink.flush, MaxKeys: 3, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
+	sink.setFail(true, 0)
+	for round := range 3 {
+		for i := range 10 {
+			a.Record(FailureKey{ClientID: fmt.Sprintf("id-%d", i), Reason: ReasonUnknownClient}, t0)
+		}
+		if err := a.Flush(ctx); err == nil {
+			t.Fatalf("round %d: Flush() succeeded against a failing database", round)
+		}
+		if p := a.Pending(); p > 3+maxOverflowReasons+1 {
+			t.Fatalf("round %d: Pending() = %d, beyond the bound", round, p)
+		}
+	}
+	if n := strings.Count(log.String(), "audit aggregation is full"); n != 1 {
+		t.Fatalf("bound log lines: %d, want 1 until a flush succeeds:\n%s", n, log.String())
+	}
+	if st := a.Stats(); st.Overflowed != 21 {
+		t.Fatalf("overflowed %d, want 21 (7 keys beyond the bound, three times)", st.Overflowed)
+	}
+	sink.setFail(false, 0)
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, n := range sink.counts() {
+		total += n
+	}
+	if total != 30 {
+		t.Fatalf("written %d refusals, want all 30", total)
+	}
+}
+
+func TestFailureAggregatorCloseRetriesThenCountsTheLoss(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
+	t.Run("recovers", func(t *testing.T) {
+		sink := newBatchSink()
+		a, err := NewFailureAggregator(FailureAggregatorConfig{Flush: sink.flush, Immediate: -1, RetryInterval: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Record(FailureKey{ClientID: "a", Reason: ReasonInvalidSecret}, t0)
+		sink.setFail(true, 0)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- a.Close(ctx) }()
+		go func() {
+			for a.Stats().WriteErrors < 2 {
+				time.Sleep(time.Millisecond)
+			}
+			sink.setFail(false, 0)
+		}()
+		if err := <-done; err != nil {
+			t.Fatalf("Close() = %v after the database recovered", err)
+		}
+		if c := sink.counts(); c["a"] != 1 {
+			t.Fatalf("counts %v", c)
+		}
+	})
+	t.Run("gives up at the deadline", func(t *testing.T) {
+		sink := newBatchSink()
+		var log lockedLog
+		a, err := NewFailureAggregator(FailureAggregatorConfig{Flush: sink.flush, Immediate: -1, RetryInterval: 10 * time.Millisecond,
+			Name: "refused token requests", Logger: slog.New(slog.NewTextHandler(&log, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			a.Record(FailureKey{ClientID: "a", Reason: ReasonInvalidSecret}, t0)
+		}
+		sink.setFail(true, 0)
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		if err := a.Close(ctx); err == nil {
+			t.Fatal("Close() = nil against a failing database")
+		}
+		if st := a.Stats(); st.Lost != 3 || st.Pending != 0 {
+			t.Fatalf("stats %+v, want 3 lost", st)
+		}
+		if !strings.Contains(log.String(), "audit records lost") || !strings.Contains(log.String(), "count=3") {
+			t.Fatalf("the loss is not logged:\n%s", log.String())
+		}
+	})
+}
+
 func TestNewFailureAggregatorConfig(t *testing.T) {
-	noop := func(context.Context, []FailureBatch) {}
+	noop := func(_ context.Context, b []FailureBatch) (int, error) { return len(b), nil }
 	tests := []struct {
 		name    string
 		cfg     FailureAggregatorConfig
@@ -200,6 +428,8 @@ func TestNewFailureAggregatorConfig(t *testing.T) {
 		{"no callback", FailureAggregatorConfig{}, true},
 		{"negative interval", FailureAggregatorConfig{Flush: noop, Interval: -time.Second}, true},
 		{"negative max keys", FailureAggregatorConfig{Flush: noop, MaxKeys: -1}, true},
+		{"negative retry", FailureAggregatorConfig{Flush: noop, RetryInterval: -time.Second}, true},
+		{"no writes at once", FailureAggregatorConfig{Flush: noop, Immediate: -1}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

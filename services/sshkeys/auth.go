@@ -51,8 +51,9 @@ type AuthConfig struct {
 	// LastUseInterval is how often last use is written (default and at most
 	// 1 minute).
 	LastUseInterval time.Duration
-	// FailureInterval is how often refused keys are summarised into audit
-	// records (default 1 minute).
+	// FailureInterval is how often repeated refusals are summarised into
+	// audit records (default 1 minute); the first refusal of an account,
+	// address and reason in an interval is written at once.
 	FailureInterval time.Duration
 	// Logger receives flush errors; nil discards them.
 	Logger *slog.Logger
@@ -94,9 +95,10 @@ type Login struct {
 // Authenticator decides SFTP public-key logins against the database: a key
 // is accepted for an account when it is one of that account's active,
 // unexpired keys, found by the account name and the key's SHA256 fingerprint
-// through an index (another agency may have its own copy of the key). Refusals
-// are summarised into audit records per account name, source address and
-// reason every FailureInterval; successful logins (LoginSucceeded) are
+// through an index (another agency may have its own copy of the key). The
+// first refusal per account name, source address and reason is audited at
+// once and its repeats are summarised every FailureInterval (see
+// oauth.FailureAggregator); successful logins (LoginSucceeded) are
 // audited one by one and their last use is written every LastUseInterval.
 type Authenticator struct {
 	db      *models.DB
@@ -200,6 +202,8 @@ func NewAuthenticator(db *models.DB, store *models.SSHKeyStore, rec *audit.Recor
 	a.fails, err = oauth.NewFailureAggregator(oauth.FailureAggregatorConfig{
 		Interval: cfg.FailureInterval,
 		Flush:    a.flushFailures,
+		Name:     "refused sftp logins",
+		Logger:   cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sshkeys: authenticator: %w", err)
@@ -334,9 +338,11 @@ func (a *Authenticator) StillUsable(ctx context.Context, keyIDs []int64) ([]bool
 	return out, nil
 }
 
-// flushFailures writes one sftp.login_refused record per summarised batch.
-func (a *Authenticator) flushFailures(ctx context.Context, batch []oauth.FailureBatch) {
-	for _, b := range batch {
+// flushFailures writes one sftp.login_refused record per batch, in
+// order, and returns how many it wrote before a failure stopped it (the
+// aggregator keeps the rest).
+func (a *Authenticator) flushFailures(ctx context.Context, batch []oauth.FailureBatch) (int, error) {
+	for i, b := range batch {
 		agencyID := models.PlatformAgencyID
 		if id, err := strconv.ParseInt(b.Agency, 10, 64); err == nil {
 			agencyID = id
@@ -357,9 +363,10 @@ func (a *Authenticator) flushFailures(ctx context.Context, batch []oauth.Failure
 			Action: audit.ActionSFTPLoginRefused, TargetType: audit.TargetSFTPAccount, TargetName: b.ClientID,
 			Outcome: outcome, Reason: b.Reason, Origin: audit.Origin{SourceIP: b.Addr}, Details: details})
 		if err != nil {
-			a.cfg.Logger.ErrorContext(ctx, "refused sftp logins could not be audited", "count", b.Count, "error", err)
+			return i, fmt.Errorf("sshkeys: record refused sftp logins: %w", err)
 		}
 	}
+	return len(batch), nil
 }
 
 // Run writes last use and refusal summaries periodically until ctx ends.
@@ -373,18 +380,21 @@ func (a *Authenticator) Run(ctx context.Context) error {
 	return nil
 }
 
-// Flush writes pending last use and refusal summaries now.
+// Flush writes pending last use and refusal summaries now; what fails to
+// be written stays pending.
 func (a *Authenticator) Flush(ctx context.Context) error {
-	a.fails.Flush(ctx)
-	return a.lastUse.Flush(ctx)
+	return errors.Join(a.fails.Flush(ctx), a.lastUse.Flush(ctx))
 }
 
-// Close stops Run and writes what is pending.
+// FailureStats returns the counters of the refusal aggregation.
+func (a *Authenticator) FailureStats() oauth.FailureStats { return a.fails.Stats() }
+
+// Close stops Run and writes what is pending, retrying refusal records
+// until ctx ends.
 func (a *Authenticator) Close(ctx context.Context) error {
 	var err error
 	a.closeOnce.Do(func() {
-		a.fails.Close(ctx)
-		err = a.lastUse.Close(ctx)
+		err = errors.Join(a.fails.Close(ctx), a.lastUse.Close(ctx))
 	})
 	return err
 }

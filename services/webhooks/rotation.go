@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"keyconsole/kms"
 	"keyconsole/models"
 	"keyconsole/services/audit"
 )
@@ -65,7 +64,7 @@ func (s *Service) SetSecret(ctx context.Context, by Caller, agencyID, id, versio
 	if len(fields) > 0 {
 		return Secret{}, models.WebhookEndpoint{}, &InputError{Fields: fields}
 	}
-	var out, stale models.WebhookEndpoint
+	var out, stale, locked models.WebhookEndpoint
 	err = s.db.Tx(ctx, func(ctx context.Context) error {
 		e, err := s.store.LockEndpoint(ctx, agencyID, id)
 		if err != nil {
@@ -75,6 +74,7 @@ func (s *Service) SetSecret(ctx context.Context, by Caller, agencyID, id, versio
 			stale = e
 			return errStale
 		}
+		locked = e
 		now := s.clock()
 		newVersion := max(e.SecretVersion, e.PreviousVersion) + 1
 		if err := s.secrets.Put(ctx, SecretRef(agencyID, id, newVersion), sec.raw()); err != nil {
@@ -147,6 +147,13 @@ func (s *Service) SetSecret(ctx context.Context, by Caller, agencyID, id, versio
 		return Secret{}, models.WebhookEndpoint{}, s.refuseStaleSecret(ctx, by, stale, version)
 	}
 	if err != nil {
+		if locked.ID != 0 {
+			action := audit.ActionWebhookSecretRotate
+			if locked.SecretVersion == 0 {
+				action = audit.ActionWebhookSecretSet
+			}
+			err = s.recordKMSRefusal(ctx, by, locked, action, map[string]string{"secret_source": source}, err)
+		}
 		return Secret{}, models.WebhookEndpoint{}, fmt.Errorf("webhooks: set secret %d: %w", id, err)
 	}
 	return sec, out, nil
@@ -189,12 +196,9 @@ func (s *Service) Reveal(ctx context.Context, by Caller, agencyID, id int64) (Se
 	pt, err := s.secrets.Get(ctx, SecretRef(agencyID, id, e.SecretVersion))
 	details := map[string]string{"secret_version": strconv.FormatInt(e.SecretVersion, 10)}
 	if err != nil {
-		reason := "error"
-		switch {
-		case errors.Is(err, kms.ErrUnavailable):
-			reason = "kms_unavailable"
-		case errors.Is(err, kms.ErrIntegrity):
-			reason = "integrity"
+		reason := kmsReason(err)
+		if reason == "" {
+			reason = "error"
 		}
 		if aerr := s.record(ctx, by, e, audit.ActionWebhookSecretReveal, audit.OutcomeFailure, reason, details); aerr != nil {
 			return Secret{}, e, errors.Join(err, aerr)

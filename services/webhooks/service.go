@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"keyconsole/kms"
 	"keyconsole/models"
 	"keyconsole/services/audit"
 	"keyconsole/services/policy"
@@ -334,9 +335,55 @@ func (s *Service) Create(ctx context.Context, by Caller, agencyID int64, in Endp
 		return models.WebhookEndpoint{}, Secret{}, &InputError{Fields: map[string]string{"name": "Another endpoint of this agency already has this name."}}
 	}
 	if err != nil {
+		// The endpoint's row was rolled back with the transaction: the
+		// refused attempt names no id.
+		err = s.recordKMSRefusal(ctx, by, models.WebhookEndpoint{AgencyID: agencyID, Name: in.Name, Environment: in.Environment},
+			audit.ActionWebhookCreate, map[string]string{"url": auditURL(e.URL), "secret_source": source}, err)
 		return models.WebhookEndpoint{}, Secret{}, fmt.Errorf("webhooks: create: %w", err)
 	}
 	return e, sec, nil
+}
+
+// kmsReason is the audit reason of a failure of the key-management
+// service, or "" for any other error.
+func kmsReason(err error) string {
+	switch {
+	case errors.Is(err, kms.ErrUnavailable):
+		return "kms_unavailable"
+	case errors.Is(err, kms.ErrIntegrity):
+		return "integrity"
+	}
+	return ""
+}
+
+// recordKMSRefusal audits an action on e that failed because a secret
+// could not be sealed or opened through KMS (nothing was changed; an e
+// without an id is one that was never created): every attempt at a
+// sensitive action is audited, refused ones too. It returns err, joined
+// with the audit failure if the record could not be written; other
+// failures (the database) are returned as they are.
+func (s *Service) recordKMSRefusal(ctx context.Context, by Caller, e models.WebhookEndpoint, action string, details map[string]string, err error) error {
+	reason := kmsReason(err)
+	if reason == "" {
+		return err
+	}
+	if details == nil {
+		details = map[string]string{}
+	}
+	details["environment"] = e.Environment
+	targetID := ""
+	if e.ID != 0 {
+		targetID = strconv.FormatInt(e.ID, 10)
+	}
+	aerr := s.audit.Record(context.WithoutCancel(ctx), audit.Event{
+		AgencyID: e.AgencyID, Actor: by.Actor, Action: action,
+		TargetType: audit.TargetWebhookEndpoint, TargetID: targetID, TargetName: e.Name,
+		Outcome: audit.OutcomeFailure, Reason: reason, Origin: by.Origin, Details: details,
+	})
+	if aerr != nil {
+		return errors.Join(err, aerr)
+	}
+	return err
 }
 
 // Update changes an endpoint's environment, name, URL, description and
