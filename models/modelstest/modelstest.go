@@ -1,8 +1,8 @@
 // Package modelstest opens real, freshly migrated databases for tests: a
 // SQLite file in the test's temporary directory and a PostgreSQL database
 // created for the test and dropped after it. PostgreSQL databases are cloned
-// (CREATE DATABASE … TEMPLATE, through pgtestdb) from a template migrated
-// once per schema history, so a test pays for a copy, not for the migrations.
+// (CREATE DATABASE … TEMPLATE) from a template migrated once per schema
+// history, so a test pays for a copy, not for the migrations.
 package modelstest
 
 import (
@@ -11,16 +11,16 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver for creating test databases.
-	"github.com/peterldowns/pgtestdb"
 
 	"keyconsole/migrations"
 	"keyconsole/models"
@@ -74,39 +74,108 @@ func Open(t testing.TB, d models.Dialect) *models.DB {
 
 // MigratedURL returns the URL of a fresh PostgreSQL database that already
 // holds the whole schema, cloned from the template of the current migration
-// history and dropped when the test ends (kept for inspection if it failed).
+// history and dropped when the test ends.
+//
+// Written here rather than taken from a template-database library: the ones
+// available hash with MD5, which panics under GODEBUG=fips140=only, the mode
+// `make test-long` runs every test in.
 func MigratedURL(t testing.TB) string {
 	t.Helper()
-	u, err := url.Parse(PostgresAdminURL())
+	tpl, err := template()
 	if err != nil {
-		t.Fatalf("modelstest: %s: %v", PostgresAdminURL(), err)
+		t.Fatalf("postgres is required for the tests (start it, or set KEYCONSOLE_TEST_POSTGRES_URL): template: %v", err)
 	}
-	pw, _ := u.User.Password()
-	conf := pgtestdb.Config{
-		DriverName: "pgx",
-		Host:       u.Hostname(),
-		Port:       u.Port(),
-		User:       u.User.Username(),
-		Password:   pw,
-		Database:   strings.TrimPrefix(u.Path, "/"),
-		Options:    u.RawQuery,
-		// The tests connect as the administrative role itself: some create
-		// roles and grants of their own.
-		TestRole:                  &pgtestdb.Role{Username: u.User.Username(), Password: pw},
-		ForceTerminateConnections: true,
+	admin, err := sql.Open("pgx", PostgresAdminURL())
+	if err != nil {
+		t.Fatalf("postgres: %v", err)
 	}
-	if conf.Port == "" {
-		conf.Port = "5432"
+	name := "kc_test_" + randomHex(6)
+	// Copies of one template may be made side by side; only a connection to
+	// the template itself would stop them, and none stays open.
+	if _, err := admin.Exec("CREATE DATABASE " + name + " TEMPLATE " + tpl); err != nil {
+		_ = admin.Close()
+		t.Fatalf("postgres: create database from %s: %v", tpl, err)
 	}
-	return pgtestdb.Custom(t, conf, schemaMigrator{}).URL()
+	t.Cleanup(func() {
+		_, _ = admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+		_ = admin.Close()
+	})
+	return databaseURL(name)
 }
 
-// schemaMigrator builds the template with the product's own migrations; its
-// hash is that of the embedded PostgreSQL schema history, so a new migration
-// makes a new template.
-type schemaMigrator struct{}
+var templateOnce struct {
+	sync.Once
+	name string
+	err  error
+}
 
-func (schemaMigrator) Hash() (string, error) {
+// template returns the name of the migrated template database of the
+// current schema history, creating it once per machine: its name carries
+// the history's hash, and an advisory lock keeps test binaries running at
+// the same time from building it twice.
+func template() (string, error) {
+	templateOnce.Do(func() {
+		templateOnce.name, templateOnce.err = ensureTemplate(context.Background())
+	})
+	return templateOnce.name, templateOnce.err
+}
+
+func ensureTemplate(ctx context.Context) (string, error) {
+	hash, err := schemaHash()
+	if err != nil {
+		return "", err
+	}
+	name := "kc_template_" + hash
+	admin, err := sql.Open("pgx", PostgresAdminURL())
+	if err != nil {
+		return "", err
+	}
+	defer admin.Close()
+	conn, err := admin.Conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	const lockKey = 0x6b63746d706c // "kctmpl"
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", lockKey); err != nil {
+		return "", err
+	}
+	defer conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", lockKey) //nolint:errcheck
+	var ready bool
+	err = conn.QueryRowContext(ctx, "SELECT datistemplate FROM pg_database WHERE datname = $1", name).Scan(&ready)
+	switch {
+	case err == nil && ready:
+		return name, nil
+	case err == nil:
+		// A build that did not finish (the process died): start again.
+		if _, err := conn.ExecContext(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			return "", err
+		}
+	case !errors.Is(err, sql.ErrNoRows):
+		return "", err
+	}
+	if _, err := conn.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", err
+	}
+	db, err := models.Open(ctx, models.DBConfig{URL: databaseURL(name)})
+	if err != nil {
+		return "", err
+	}
+	_, err = db.Migrate(ctx)
+	_ = db.Close()
+	if err != nil {
+		return "", err
+	}
+	// Marked a template only once complete, so a half-built one is rebuilt.
+	if _, err := conn.ExecContext(ctx, "UPDATE pg_database SET datistemplate = true WHERE datname = $1", name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// schemaHash is the hash of the embedded PostgreSQL schema history, so a
+// new or changed migration makes a new template.
+func schemaHash() (string, error) {
 	h := sha256.New()
 	err := fs.WalkDir(migrations.Postgres, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -123,16 +192,6 @@ func (schemaMigrator) Hash() (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:16], err
 }
 
-func (schemaMigrator) Migrate(ctx context.Context, _ *sql.DB, conf pgtestdb.Config) error {
-	db, err := models.Open(ctx, models.DBConfig{URL: conf.URL()})
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	_, err = db.Migrate(ctx)
-	return err
-}
-
 // NewURL creates an empty database and returns its URL (for tests that run
 // the binary). The database is dropped when the test ends.
 func NewURL(t testing.TB, d models.Dialect) string {
@@ -144,9 +203,7 @@ func NewURL(t testing.TB, d models.Dialect) string {
 	if err != nil {
 		t.Fatalf("postgres: %v", err)
 	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "kc_test_" + hex.EncodeToString(b)
+	name := "kc_test_" + randomHex(6)
 	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
 		_ = admin.Close()
 		t.Fatalf("postgres is required for the tests (start it, or set KEYCONSOLE_TEST_POSTGRES_URL): create database: %v", err)
@@ -155,6 +212,11 @@ func NewURL(t testing.TB, d models.Dialect) string {
 		_, _ = admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
 		_ = admin.Close()
 	})
+	return databaseURL(name)
+}
+
+// databaseURL is the administrative URL pointed at another database.
+func databaseURL(name string) string {
 	base := PostgresAdminURL()
 	i := strings.LastIndex(base, "/")
 	q := ""
@@ -163,6 +225,12 @@ func NewURL(t testing.TB, d models.Dialect) string {
 		base = base[:i+j]
 	}
 	return fmt.Sprintf("%s/%s%s", base[:strings.LastIndex(base, "/")], name, q)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // RefuseWrites makes the PostgreSQL database behind db refuse every write,
