@@ -25,7 +25,14 @@ pg_host=127.0.0.1
 pg_port=5432
 
 have() { command -v "$1" >/dev/null 2>&1; }
-pg_up() { have pg_isready && pg_isready -q -h "$pg_host" -p "$pg_port"; }
+# A server answers: pg_isready when the client is installed, else a TCP connect.
+pg_up() {
+	if have pg_isready; then
+		pg_isready -q -h "$pg_host" -p "$pg_port"
+	else
+		(exec 3<>"/dev/tcp/$pg_host/$pg_port") 2>/dev/null
+	fi
+}
 pg_server_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1; }
 
 need=()
