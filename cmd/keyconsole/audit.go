@@ -91,7 +91,7 @@ func cmdAudit(ctx context.Context, args []string, lookupEnv func(string) (string
 // errChainBroken makes `audit verify` exit 1 when any chain is broken.
 var errChainBroken = errors.New("audit chain verification failed")
 
-func auditVerify(ctx context.Context, a *app, agency models.Agency, stdout io.Writer) error {
+func auditVerify(ctx context.Context, a *tool, agency models.Agency, stdout io.Writer) error {
 	v := audit.NewVerifier(a.audits)
 	var reports []audit.Report
 	if agency.ID != 0 {
@@ -152,7 +152,7 @@ func orNone(s string) string {
 	return s
 }
 
-func auditExport(ctx context.Context, a *app, agency models.Agency, f audit.Filter, fm audit.Format, output string, stdout, stderr io.Writer) error {
+func auditExport(ctx context.Context, a *tool, agency models.Agency, f audit.Filter, fm audit.Format, output string, stdout, stderr io.Writer) error {
 	ex, err := audit.NewExporter(a.audits, a.recorder, a.clock).Start(ctx, audit.ExportRequest{
 		Agency: agency, Filter: f, Format: fm, Actor: cliActor(), Origin: audit.Origin{RequestID: "cli"},
 	})
@@ -189,7 +189,7 @@ func auditExport(ctx context.Context, a *app, agency models.Agency, f audit.Filt
 	return nil
 }
 
-func auditPurge(ctx context.Context, a *app, agency models.Agency, before time.Time, yes bool, stdout io.Writer) error {
+func auditPurge(ctx context.Context, a *tool, agency models.Agency, before time.Time, yes bool, stdout io.Writer) error {
 	p := audit.NewPurger(a.db, a.audits, a.recorder, a.cfg.AuditRetention, a.clock)
 	day := before.UTC().Format("2006-01-02 15:04:05 UTC")
 	plan, err := p.Plan(ctx, agency.ID, before)

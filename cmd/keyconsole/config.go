@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"keyconsole/app"
 	"keyconsole/services/auth"
 	"keyconsole/services/oauth"
 	"keyconsole/web"
@@ -505,4 +506,34 @@ func isPrivateRange(p netip.Prefix) bool {
 	a := p.Addr().Unmap()
 	return a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() ||
 		netip.MustParsePrefix("100.64.0.0/10").Contains(a) && p.Bits() >= 10
+}
+
+// tokenConfig is the token endpoint's part of the configuration.
+func (c *config) tokenConfig() app.TokenConfig {
+	return app.TokenConfig{BaseURL: c.BaseURL, Audience: c.TokenAudience, AddrRate: c.TokenAddrRate, Reuse: c.TokenReuse}
+}
+
+// metricsConfig is the separate metrics address's part of the configuration.
+func (c *config) metricsConfig() app.MetricsConfig {
+	return app.MetricsConfig{Addr: c.MetricsAddr, Token: c.MetricsToken, Profiling: c.Profiling}
+}
+
+// appConfig is the configuration the console is built from, with the
+// sign-in providers it offers (the configured ones, and the built-in one
+// under `keyconsole dev`).
+func (c *config) appConfig(providers []*web.OIDCProvider) app.Config {
+	kinds := map[string]string{auth.KindDev: auth.KindDev}
+	for _, p := range c.Providers {
+		kinds[p.ID] = p.Kind
+	}
+	return app.Config{
+		Web: web.Config{BaseURL: c.BaseURL, Production: c.production(), SessionKeys: c.SessionKeys, Providers: providers,
+			TrustedProxies: c.TrustedProxies, ProxyHeader: c.ProxyHeader},
+		ProviderKinds: kinds,
+		Auth:          app.AuthConfig{Operators: c.Operators, IdleTimeout: c.IdleTimeout, AbsoluteTimeout: c.AbsoluteTimeout},
+		Token:         c.tokenConfig(),
+		SFTP:          app.SFTPConfig{Addr: c.SFTPAddr, DataDir: c.DataDir},
+		Webhooks:      app.WebhookConfig{AllowedCIDRs: c.WebhookCIDRs, RequireHTTPS: c.production(), EgressIPs: c.WebhookEgress},
+		Metrics:       c.metricsConfig(),
+	}
 }

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"keyconsole/web"
+	"keyconsole/app"
 )
 
 func TestConfigTokenReuse(t *testing.T) {
@@ -44,7 +42,7 @@ func TestConfigTokenReuse(t *testing.T) {
 			if cfg.TokenReuse != tc.want {
 				t.Fatalf("%q: reuse %s, want %s", tc.value, cfg.TokenReuse, tc.want)
 			}
-			if _, err := tokenIssuer(cfg, time.Now); err != nil {
+			if _, err := app.TokenIssuer(cfg.tokenConfig(), time.Now); err != nil {
 				t.Fatalf("%q: the issuer refuses the configured reuse: %v", tc.value, err)
 			}
 		})
@@ -75,39 +73,5 @@ func TestConfigProfilingNeedsTheMetricsAddress(t *testing.T) {
 				t.Fatalf("error %v, want an error naming KEYCONSOLE_PROFILING: %v", err, tc.wantErr)
 			}
 		})
-	}
-}
-
-func TestMetricsAddressServesProfilesOnlyWhenAskedAndOnlyWithTheToken(t *testing.T) {
-	const token = "metrics-bearer-token-0123456789abcdef"
-	get := func(t *testing.T, h http.Handler, path, bearer string) int {
-		t.Helper()
-		r := httptest.NewRequest(http.MethodGet, path, nil)
-		if bearer != "" {
-			r.Header.Set("Authorization", "Bearer "+bearer)
-		}
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		return w.Code
-	}
-	m := web.NewMetrics()
-	off := metricsMux(&config{MetricsToken: token}, m)
-	if code := get(t, off, "/debug/pprof/", token); code != http.StatusNotFound {
-		t.Fatalf("profiles off: /debug/pprof/ answered %d", code)
-	}
-	if code := get(t, off, "/metrics", token); code != http.StatusOK {
-		t.Fatalf("/metrics with the token: %d", code)
-	}
-	on := metricsMux(&config{MetricsToken: token, Profiling: true}, m)
-	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=1"} {
-		if code := get(t, on, path, ""); code != http.StatusUnauthorized {
-			t.Fatalf("%s without the token: %d", path, code)
-		}
-		if code := get(t, on, path, "wrong-"+token); code != http.StatusUnauthorized {
-			t.Fatalf("%s with a wrong token: %d", path, code)
-		}
-	}
-	if code := get(t, on, "/debug/pprof/heap", token); code != http.StatusOK {
-		t.Fatalf("/debug/pprof/heap with the token: %d", code)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"golang.org/x/time/rate"
+
+	"keyconsole/app"
 )
 
 func TestConfigTokenAddrRate(t *testing.T) {
@@ -39,7 +41,7 @@ func TestConfigTokenAddrRate(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%q refused: %v", tc.value, err)
 			}
-			lc := tokenLimits(cfg)
+			lc := app.TokenLimits(cfg.tokenConfig())
 			if lc.AddrRate != tc.wantRate || lc.AddrBurst != tc.wantBurst {
 				t.Fatalf("%q: rate %v burst %d, want %v and %d", tc.value, lc.AddrRate, lc.AddrBurst, tc.wantRate, tc.wantBurst)
 			}

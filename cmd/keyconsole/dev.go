@@ -29,7 +29,7 @@ func devUsers() []devidp.User {
 }
 
 // seedDev creates Demo County and its mappings once; later runs leave them be.
-func seedDev(ctx context.Context, a *app) error {
+func seedDev(ctx context.Context, a *tool) error {
 	op := "dev:" + devOperator
 	found := false
 	for _, o := range a.cfg.Operators {

@@ -7,17 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"sync"
 	"time"
 
+	"keyconsole/app"
 	"keyconsole/kms"
 	kmsaws "keyconsole/kms/aws"
 	"keyconsole/kms/local"
-	"keyconsole/models"
 	"keyconsole/services/audit"
 	"keyconsole/services/secrets"
-	"keyconsole/web"
 )
 
 // newKeyring builds the configured KMS provider. It makes no network call,
@@ -50,53 +47,6 @@ func resolveKeyring(ctx context.Context, kr kms.Keyring, log *slog.Logger) {
 			log.Warn("kms key could not be resolved yet", "error", err)
 		}
 	}
-}
-
-// wireKMS builds the envelope and the secret service and reports encryption
-// availability on /readyz and on pages that need a secret.
-func wireKMS(ctx context.Context, rt *runtime) error {
-	kr, err := newKeyring(ctx, rt.cfg)
-	if err != nil {
-		return err
-	}
-	resolveKeyring(ctx, kr, rt.log)
-	rt.envelope = kms.NewEnvelope(kr, kms.Options{})
-	rt.secrets = secrets.NewService(rt.db, rt.envelope, models.NewSealedStore(rt.db), rt.recorder, rt.clock)
-	probe := &kmsProbe{env: rt.envelope, every: 30 * time.Second}
-	rt.ready = append(rt.ready, web.ReadyCheck{Name: "kms", Check: probe.check})
-	rt.mappers = append(rt.mappers, func(err error) (int, string, string, bool) {
-		if errors.Is(err, kms.ErrUnavailable) {
-			return http.StatusServiceUnavailable, "Encryption is unavailable",
-				"The key-management service cannot be reached, so secrets cannot be read or written right now. Nothing was changed. Pages that need no secret keep working; try this again shortly.", true
-		}
-		if errors.Is(err, kms.ErrIntegrity) {
-			return http.StatusInternalServerError, "A stored secret could not be opened",
-				"A stored secret failed its integrity check. Nothing was changed. Tell your platform operator.", true
-		}
-		return 0, "", "", false
-	})
-	return nil
-}
-
-// kmsProbe caches the result of a KMS round trip so frequent readiness polls
-// do not become KMS traffic.
-type kmsProbe struct {
-	env   *kms.Envelope
-	every time.Duration
-	mu    sync.Mutex
-	at    time.Time
-	err   error
-}
-
-func (p *kmsProbe) check(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.at.IsZero() && time.Since(p.at) < p.every && p.err == nil {
-		return nil
-	}
-	p.err = p.env.Check(ctx)
-	p.at = time.Now()
-	return p.err
 }
 
 func cmdKMS(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
@@ -135,7 +85,7 @@ func cmdKMS(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		return err
 	}
 	defer a.close()
-	svc := secrets.NewService(a.db, env, models.NewSealedStore(a.db), a.recorder, a.clock)
+	svc := app.NewSecrets(a.core, env)
 	fmt.Fprintf(stdout, "re-wrapping stored data keys under %s\n", kr.CurrentKeyID())
 	p, err := svc.Rewrap(ctx, cliActor(), audit.Origin{RequestID: "cli"}, *batch, func(p secrets.RewrapProgress) {
 		fmt.Fprintf(stderr, "\r  %d of %d re-wrapped, %d skipped", p.Done, p.Total, p.Skipped)

@@ -9,10 +9,10 @@ import (
 	"os"
 	"path/filepath"
 
+	"keyconsole/app"
 	"keyconsole/models"
 	"keyconsole/services/audit"
 	"keyconsole/services/inventory"
-	"keyconsole/services/policy"
 	"keyconsole/services/reports"
 )
 
@@ -69,8 +69,7 @@ func cmdReport(ctx context.Context, args []string, lookupEnv func(string) (strin
 	for _, p := range cfg.Providers {
 		providers = append(providers, inventory.Provider{ID: p.ID, Label: p.Label, Kind: p.Kind})
 	}
-	pol := policy.NewService(a.db, models.NewPolicyStore(a.db), a.recorder, a.clock)
-	ex, err := newReports(a, nil, pol, providers).Export(ctx, reports.ExportRequest{
+	ex, err := newReports(a.core, providers).Export(ctx, reports.ExportRequest{
 		Agency: agency, Format: fm, Actor: cliActor(), Origin: audit.Origin{RequestID: "cli"},
 	})
 	if err != nil {
@@ -89,6 +88,19 @@ func cmdReport(ctx context.Context, args []string, lookupEnv func(string) (strin
 	}
 	fmt.Fprintf(stderr, "exported the inventory of %s (%d credentials) as %s to %s\n", agency.Slug, ex.Count, fm, dest)
 	return nil
+}
+
+// newReports builds the reports service for the command line over an
+// inventory of every credential kind, each read through its own service.
+// Listing needs no secret, so none is built (the command line reads no KMS).
+func newReports(c app.Core, providers []inventory.Provider) *reports.Service {
+	pol := app.NewPolicies(c)
+	inv := app.NewInventory(c, pol, models.NewPolicyStore(c.DB),
+		app.NewAPIClientService(c, nil, pol),
+		app.NewSSHKeyService(c, models.NewSSHKeyStore(c.DB), pol),
+		app.NewWebhookService(c, nil, pol, app.WebhookConfig{}),
+		providers)
+	return app.NewReports(c, inv, pol)
 }
 
 // writeFileAtomic writes b to path through a temporary file in the same

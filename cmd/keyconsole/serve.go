@@ -14,61 +14,11 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"keyconsole/handlers"
-	"keyconsole/kms"
-	"keyconsole/models"
-	"keyconsole/services/apiclients"
+	"keyconsole/app"
 	"keyconsole/services/auth"
-	"keyconsole/services/inventory"
-	"keyconsole/services/policy"
-	"keyconsole/services/secrets"
-	"keyconsole/services/sshkeys"
-	"keyconsole/services/webhooks"
 	"keyconsole/web"
 	"keyconsole/web/devidp"
 )
-
-// runtime is the running console: the core app plus what features add.
-type runtime struct {
-	*app
-	dev        bool
-	auth       *auth.Service
-	handler    *handlers.Handler
-	mounts     []func(e *echo.Echo, r *web.Router)
-	ready      []web.ReadyCheck
-	mappers    []web.StatusMapper
-	tiles      []handlers.TileSource
-	background []func(ctx context.Context) error
-	shutdown   []func(ctx context.Context)
-	envelope   *kms.Envelope
-	secrets    *secrets.Service
-	policies   policy.Source
-	metrics    *web.Metrics
-	// The credential features' services, shared by the features built on
-	// them (hygiene, personnel change, reports).
-	apiclients *apiclients.Service
-	sshkeys    *sshkeys.Service
-	webhooks   *webhooks.Service
-	policy     *policy.Service
-	policyDB   *models.PolicyStore
-	inventory  *inventory.Service
-}
-
-// feature wires one part of the console into the runtime.
-type feature func(ctx context.Context, rt *runtime) error
-
-// features is every optional part of the console, in start order.
-var features = []feature{
-	wireKMS,
-	wirePolicy,
-	wireMetrics,
-	wireAPIClients,
-	wireAudit,
-	wireWebhooks,
-	wireSFTP,
-	wireHygiene,
-	wireReports,
-}
 
 func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer, dev bool) error {
 	if len(args) > 0 {
@@ -97,9 +47,22 @@ func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string
 			return fmt.Errorf("seed development data: %w", err)
 		}
 	}
-	rt := &runtime{app: a, dev: dev, auth: a.authService(), policies: policy.DefaultSource{}}
+	kr, err := newKeyring(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	resolveKeyring(ctx, kr, log)
 
 	var providers []*web.OIDCProvider
+	var mounts []func(e *echo.Echo, r *web.Router)
+	if dev {
+		idp, prov, err := devProvider(cfg)
+		if err != nil {
+			return err
+		}
+		providers = append(providers, prov)
+		mounts = append(mounts, func(e *echo.Echo, _ *web.Router) { idp.Mount(e, "/dev/oidc") })
+	}
 	for _, p := range cfg.Providers {
 		providers = append(providers, &web.OIDCProvider{
 			Info:   auth.ProviderInfo{ID: p.ID, Kind: p.Kind, Label: p.Label, GroupsClaim: p.GroupsClaim, AllowedDomain: p.AllowedDomain},
@@ -107,34 +70,7 @@ func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string
 			HTTPClient: &http.Client{Timeout: 15 * time.Second},
 		})
 	}
-	if dev {
-		idp, prov, err := devProvider(cfg)
-		if err != nil {
-			return err
-		}
-		providers = append([]*web.OIDCProvider{prov}, providers...)
-		rt.mounts = append(rt.mounts, func(e *echo.Echo, _ *web.Router) { idp.Mount(e, "/dev/oidc") })
-	}
-	rt.handler = handlers.New(handlers.Deps{
-		Logger: log, Auth: rt.auth, Agencies: a.agencySv, Users: a.users, Audit: a.audits,
-		Providers: web.ProviderChoices(providers), Clock: a.clock,
-	})
-	// A database that answers may still refuse writes (a full disk, a
-	// read-only file): database_write commits one small write, cached.
-	writeProbe := &cachedCheck{check: a.db.ProbeWrite, okFor: writeProbeOK, failedFor: readyCacheFailed, now: time.Now}
-	rt.ready = append(rt.ready, web.ReadyCheck{Name: "database", Check: a.db.Ping},
-		web.ReadyCheck{Name: "database_write", Check: writeProbe.Check})
-	rt.background = append(rt.background, func(ctx context.Context) error { return watchStorage(ctx, a.db) })
-	for _, f := range features {
-		if err := f(ctx, rt); err != nil {
-			return err
-		}
-	}
-	rt.handler.Tiles = append(rt.handler.Tiles, rt.tiles...)
-	srv, err := web.New(web.Config{BaseURL: cfg.BaseURL, Production: cfg.production(), SessionKeys: cfg.SessionKeys, Providers: providers,
-		TrustedProxies: cfg.TrustedProxies, ProxyHeader: cfg.ProxyHeader},
-		web.Deps{Logger: log, Auth: rt.auth, Handlers: rt.handler, Ready: rt.ready, Mount: rt.mounts, ErrorMappers: rt.mappers,
-			Metrics: rt.metrics, MetricsToken: rt.cfg.MetricsToken})
+	console, err := app.New(ctx, cfg.appConfig(providers), app.Options{DB: a.db, Keyring: kr, Clock: a.clock, Logger: log, Mount: mounts})
 	if err != nil {
 		return err
 	}
@@ -142,17 +78,17 @@ func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string
 	if err != nil {
 		return fmt.Errorf("KEYCONSOLE_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
-	hs := &http.Server{Handler: srv.Echo, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
+	hs := &http.Server{Handler: console.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 1+len(rt.background))
+	errc := make(chan error, 1+len(console.Background))
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
-	for _, b := range rt.background {
+	for _, b := range console.Background {
 		go func() {
 			if err := b(runCtx); err != nil && !errors.Is(err, context.Canceled) {
 				errc <- err
@@ -181,7 +117,7 @@ func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string
 	hookCtx, hookCancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer hookCancel()
 	var hooks sync.WaitGroup
-	for _, s := range rt.shutdown {
+	for _, s := range console.Shutdown {
 		hooks.Go(func() { s(hookCtx) })
 	}
 	hooks.Wait()

@@ -8,10 +8,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"keyconsole/app"
 	"keyconsole/kms"
-	"keyconsole/models"
 	"keyconsole/services/audit"
-	"keyconsole/services/secrets"
 )
 
 // cmdTokenKeys lists the access-token signing keys or rotates the active one.
@@ -34,12 +33,12 @@ func cmdTokenKeys(ctx context.Context, args []string, lookupEnv func(string) (st
 		return err
 	}
 	defer a.close()
-	sec := secrets.NewService(a.db, kms.NewEnvelope(kr, kms.Options{}), models.NewSealedStore(a.db), a.recorder, a.clock)
-	iss, err := tokenIssuer(cfg, a.clock)
+	sec := app.NewSecrets(a.core, kms.NewEnvelope(kr, kms.Options{}))
+	iss, err := app.TokenIssuer(cfg.tokenConfig(), a.clock)
 	if err != nil {
 		return err
 	}
-	km := tokenKeyManager(a, sec, iss)
+	km := app.TokenKeyManager(a.core, sec, iss)
 	if args[0] == "rotate" {
 		k, err := km.Rotate(ctx, cliActor(), audit.Origin{RequestID: "cli"})
 		if err != nil {

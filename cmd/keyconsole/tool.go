@@ -15,14 +15,14 @@ import (
 	"strings"
 	"time"
 
+	"keyconsole/app"
 	"keyconsole/models"
 	"keyconsole/services/agencies"
 	"keyconsole/services/audit"
-	"keyconsole/services/auth"
 )
 
-// app is the wired core shared by every command that touches the database.
-type app struct {
+// tool is the wired core shared by every command that touches the database.
+type tool struct {
 	cfg      *config
 	log      *slog.Logger
 	db       *models.DB
@@ -34,6 +34,8 @@ type app struct {
 	agencySv *agencies.Service
 	clock    func() time.Time
 	closers  []func()
+	// core is the same stores and services, as the app package builds on them.
+	core app.Core
 }
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
@@ -55,7 +57,7 @@ func newLogger(cfg *config, w io.Writer) *slog.Logger {
 
 // openApp opens the database (migrating it when migrate is set) and builds the
 // stores and core services.
-func openApp(ctx context.Context, cfg *config, log *slog.Logger, migrate bool) (*app, error) {
+func openApp(ctx context.Context, cfg *config, log *slog.Logger, migrate bool) (*tool, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
@@ -70,7 +72,7 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger, migrate bool) (
 	}, func() {
 		log.Info("database storage takes writes again")
 	})
-	a := &app{cfg: cfg, log: log, db: db, clock: time.Now}
+	a := &tool{cfg: cfg, log: log, db: db, clock: time.Now}
 	a.closers = append(a.closers, func() { _ = db.Close() })
 	if migrate {
 		applied, err := db.Migrate(ctx)
@@ -82,28 +84,16 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger, migrate bool) (
 			log.Info("migrations applied", "versions", applied)
 		}
 	}
-	a.agencies = models.NewAgencyStore(db)
-	a.users = models.NewUserStore(db)
-	a.sessions = models.NewSessionStore(db)
-	a.audits = models.NewAuditStore(db)
-	a.recorder = audit.NewRecorder(db, a.audits, a.clock)
-	a.agencySv = agencies.NewService(db, a.agencies, a.recorder, a.clock)
+	a.core = app.NewCore(db, a.clock, log)
+	a.agencies, a.users, a.sessions, a.audits = a.core.Agencies, a.core.Users, a.core.Sessions, a.core.Audits
+	a.recorder, a.agencySv = a.core.Recorder, a.core.AgencySvc
 	return a, nil
 }
 
-func (a *app) close() {
+func (a *tool) close() {
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		a.closers[i]()
 	}
-}
-
-func (a *app) authService() *auth.Service {
-	return auth.NewService(a.db, a.users, a.agencies, a.sessions, a.recorder, auth.Config{
-		Operators:       a.cfg.Operators,
-		IdleTimeout:     a.cfg.IdleTimeout,
-		AbsoluteTimeout: a.cfg.AbsoluteTimeout,
-		Clock:           a.clock,
-	})
 }
 
 // cliActor is the audit actor for commands run on the server's shell.

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"sort"
@@ -22,7 +22,7 @@ func TestSFTPMetricsSeries(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	if err := registerSFTPMetrics(reg, auth); err != nil {
+	if err := registerMetrics(reg, sftpMetrics(auth)); err != nil {
 		t.Fatal(err)
 	}
 	fams, err := reg.Gather()

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"keyconsole/kms"
+	kmsaws "keyconsole/kms/aws"
 	"keyconsole/kms/kmstest"
 	"keyconsole/models"
 	"keyconsole/models/modelstest"
-	"keyconsole/services/audit"
 	"keyconsole/services/secrets"
 )
 
@@ -23,34 +23,27 @@ import (
 // and writes nothing, and everything recovers when the server returns.
 func TestEncryptionUnavailable(t *testing.T) {
 	srv := kmstest.Start(t)
-	cfg := &config{KMSProvider: "aws", KMSKeyID: kmstest.AliasA, KMSRegion: kmstest.Region, KMSEndpoint: srv.Endpoint, DataDir: t.TempDir()}
-	db := modelstest.Open(t, models.SQLite)
-	audits := models.NewAuditStore(db)
-	rt := &runtime{app: &app{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), db: db, audits: audits,
-		recorder: audit.NewRecorder(db, audits, nil), clock: time.Now}}
 	ctx := context.Background()
-	if err := wireKMS(ctx, rt); err != nil {
+	kr, err := kmsaws.New(ctx, kmsaws.Options{KeyID: kmstest.AliasA, Region: kmstest.Region, Endpoint: srv.Endpoint})
+	if err != nil {
 		t.Fatal(err)
 	}
-	var ready func(context.Context) error
-	for _, r := range rt.ready {
-		if r.Name == "kms" {
-			ready = r.Check
-		}
-	}
-	if ready == nil || ready(ctx) != nil {
+	db := modelstest.Open(t, models.SQLite)
+	enc := newEncryption(NewCore(db, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil))), kr)
+	ready := enc.Ready.Check
+	if enc.Ready.Name != "kms" || ready(ctx) != nil {
 		t.Fatal("kms readiness missing or failing while KMS is up")
 	}
 	srv.Stop(t)
-	probe := &kmsProbe{env: rt.envelope, every: 0}
+	probe := &kmsProbe{env: enc.Envelope, every: 0}
 	if err := probe.check(ctx); !errors.Is(err, kms.ErrUnavailable) {
 		t.Fatalf("readiness with KMS down: %v", err)
 	}
-	err := rt.secrets.Put(ctx, secretsRef(), []byte("value-written-while-down"))
+	err = enc.Secrets.Put(ctx, secretsRef(), []byte("value-written-while-down"))
 	if !errors.Is(err, kms.ErrUnavailable) {
 		t.Fatalf("put with KMS down: %v", err)
 	}
-	status, heading, msg, ok := rt.mappers[0](err)
+	status, heading, msg, ok := errorMappers()[0](err)
 	if !ok || status != http.StatusServiceUnavailable || !strings.Contains(heading, "Encryption is unavailable") || !strings.Contains(msg, "Nothing was changed") {
 		t.Fatalf("mapping: %d %q %q %v", status, heading, msg, ok)
 	}
@@ -63,7 +56,7 @@ func TestEncryptionUnavailable(t *testing.T) {
 	if err := probe.check(ctx); err != nil {
 		t.Fatalf("readiness after recovery: %v", err)
 	}
-	if err := rt.secrets.Put(ctx, secretsRef(), []byte("after")); err != nil {
+	if err = enc.Secrets.Put(ctx, secretsRef(), []byte("after")); err != nil {
 		t.Fatalf("put after recovery: %v", err)
 	}
 }
