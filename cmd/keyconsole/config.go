@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"keyconsole/app"
+	"keyconsole/models"
 	"keyconsole/services/auth"
 	"keyconsole/services/oauth"
 	"keyconsole/web"
@@ -132,37 +133,72 @@ func loadToolConfig(lookupEnv func(string) (string, bool)) (*config, error) {
 	return loadConfigMode(lookupEnv, modeTool)
 }
 
+// loadConfigMode reads every section of the configuration and lists every
+// problem at once. Every KEYCONSOLE_* check lives here (in the section
+// functions below), so `keyconsole config check` refuses exactly what
+// `serve` would.
 func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*config, error) {
-	dev := mode == modeDev
-	g := env(lookupEnv)
-	getenv := g.get
-	var errs configErrors
-	bad := func(v, reason string) { errs = append(errs, configError{v, reason}) }
-
-	c := &config{
-		Env:         g.str("KEYCONSOLE_ENV", "development"),
-		HTTPAddr:    g.str("KEYCONSOLE_HTTP_ADDR", "127.0.0.1:8080"),
-		DataDir:     g.str("KEYCONSOLE_DATA_DIR", "./data"),
-		KMSProvider: g.str("KEYCONSOLE_KMS_PROVIDER", "local"),
-		KMSKeyID:    g.str("KEYCONSOLE_KMS_KEY_ID", ""),
-		KMSRegion:   g.str("KEYCONSOLE_KMS_REGION", ""),
-		KMSEndpoint: g.str("KEYCONSOLE_KMS_ENDPOINT", ""),
-		LogFormat:   g.str("KEYCONSOLE_LOG_FORMAT", ""),
-		LogLevel:    g.str("KEYCONSOLE_LOG_LEVEL", "info"),
-		MetricsAddr: g.str("KEYCONSOLE_METRICS_ADDR", ""),
+	l := &loader{g: env(lookupEnv), mode: mode}
+	c := &config{}
+	l.environment(c)
+	l.http(c)
+	l.token(c)
+	l.database(c)
+	l.session(c)
+	l.kms(c)
+	l.oidc(c)
+	l.sftp(c)
+	l.webhooks(c)
+	l.audit(c)
+	l.logs(c)
+	l.metrics(c)
+	if len(l.errs) > 0 {
+		return c, l.errs
 	}
-	c.MetricsToken = strings.TrimSpace(getenv("KEYCONSOLE_METRICS_TOKEN"))
+	return c, nil
+}
+
+// loader reads the sections of the configuration, collecting problems.
+type loader struct {
+	g    env
+	mode configMode
+	errs configErrors
+}
+
+func (l *loader) bad(v, reason string) { l.errs = append(l.errs, configError{v, reason}) }
+
+// has says whether a problem with the variable was found already.
+func (l *loader) has(v string) bool {
+	for _, e := range l.errs {
+		if e.Var == v {
+			return true
+		}
+	}
+	return false
+}
+
+// environment: KEYCONSOLE_ENV and the data directory.
+func (l *loader) environment(c *config) {
+	g, bad := l.g, l.bad
+	c.Env = g.str("KEYCONSOLE_ENV", "development")
+	c.DataDir = g.str("KEYCONSOLE_DATA_DIR", "./data")
 	if c.Env != "development" && c.Env != "production" {
 		bad("KEYCONSOLE_ENV", fmt.Sprintf("must be development or production, not %q", c.Env))
 	}
-	if dev && c.production() {
+	if l.mode == modeDev && c.production() {
 		bad("KEYCONSOLE_ENV", "`keyconsole dev` runs a built-in sign-in provider with seeded users and refuses to start in production")
-	}
-	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-		bad("KEYCONSOLE_HTTP_ADDR", "must be host:port, e.g. 127.0.0.1:8080")
 	}
 	if abs, err := filepath.Abs(c.DataDir); err == nil {
 		c.DataDir = abs
+	}
+}
+
+// http: the listen address, the base URL and the trusted proxies.
+func (l *loader) http(c *config) {
+	g, bad := l.g, l.bad
+	c.HTTPAddr = g.str("KEYCONSOLE_HTTP_ADDR", "127.0.0.1:8080")
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("KEYCONSOLE_HTTP_ADDR", "must be host:port, e.g. 127.0.0.1:8080")
 	}
 	c.BaseURL = strings.TrimRight(g.str("KEYCONSOLE_BASE_URL", ""), "/")
 	if c.BaseURL == "" {
@@ -177,6 +213,12 @@ func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*co
 	} else if c.production() && u.Scheme != "https" {
 		bad("KEYCONSOLE_BASE_URL", "must use https in production (session cookies are Secure-only)")
 	}
+	c.TrustedProxies, c.ProxyHeader = trustedProxies(g, bad)
+}
+
+// token: the token endpoint's audience, per-address rate and reuse window.
+func (l *loader) token(c *config) {
+	g, bad := l.g, l.bad
 	c.TokenAudience = g.str("KEYCONSOLE_TOKEN_AUDIENCE", c.BaseURL+"/api")
 	if v := g.str("KEYCONSOLE_TOKEN_ADDR_RATE", ""); v != "" {
 		r, err := strconv.ParseFloat(v, 64)
@@ -197,11 +239,33 @@ func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*co
 			c.TokenReuse = d
 		}
 	}
+	// The issuer's own rules, checked here so `config check` refuses what
+	// building the token endpoint would (a bad base URL is reported once).
+	if !l.has("KEYCONSOLE_BASE_URL") {
+		if _, err := oauth.NewIssuer(oauth.IssuerConfig{Issuer: c.BaseURL, Audience: c.TokenAudience, Lifetime: oauth.DefaultLifetime, Reuse: c.TokenReuse}); err != nil {
+			bad("KEYCONSOLE_TOKEN_AUDIENCE", err.Error())
+		}
+	}
+	if _, err := oauth.NewLimiter(app.TokenLimits(c.tokenConfig())); err != nil {
+		bad("KEYCONSOLE_TOKEN_ADDR_RATE", err.Error())
+	}
+}
+
+// database: KEYCONSOLE_DATABASE_URL.
+func (l *loader) database(c *config) {
+	g, bad := l.g, l.bad
 	c.DatabaseURL = g.str("KEYCONSOLE_DATABASE_URL", filepath.Join(c.DataDir, "keyconsole.db"))
 	if strings.Contains(c.DatabaseURL, "://") && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite://") {
 		bad("KEYCONSOLE_DATABASE_URL", "must start with postgres://, sqlite:// or be a file path")
+	} else if _, _, err := models.ParseDatabaseURL(c.DatabaseURL); err != nil {
+		bad("KEYCONSOLE_DATABASE_URL", err.Error())
 	}
+}
 
+// session: the session keys, Secure cookies and the session timeouts.
+func (l *loader) session(c *config) {
+	g, bad, mode := l.g, l.bad, l.mode
+	getenv := g.get
 	if raw := strings.TrimSpace(getenv("KEYCONSOLE_SESSION_KEYS")); raw != "" {
 		c.sessionKeysSet = true
 		for i, k := range strings.Split(raw, ",") {
@@ -220,6 +284,23 @@ func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*co
 		bad("KEYCONSOLE_BASE_URL", "an http:// base URL would need non-Secure cookies, which production refuses")
 	}
 
+	c.IdleTimeout = durationVar(g, "KEYCONSOLE_SESSION_IDLE_TIMEOUT", 30*time.Minute, &l.errs)
+	c.AbsoluteTimeout = durationVar(g, "KEYCONSOLE_SESSION_ABSOLUTE_TIMEOUT", 12*time.Hour, &l.errs)
+	if c.IdleTimeout > c.AbsoluteTimeout {
+		bad("KEYCONSOLE_SESSION_IDLE_TIMEOUT", "must not exceed the absolute timeout")
+	}
+	if c.production() && c.IdleTimeout > 30*time.Minute {
+		bad("KEYCONSOLE_SESSION_IDLE_TIMEOUT", "CJIS requires a session lock after at most 30 minutes of inactivity")
+	}
+}
+
+// kms: the key-management provider and its key.
+func (l *loader) kms(c *config) {
+	g, bad := l.g, l.bad
+	c.KMSProvider = g.str("KEYCONSOLE_KMS_PROVIDER", "local")
+	c.KMSKeyID = g.str("KEYCONSOLE_KMS_KEY_ID", "")
+	c.KMSRegion = g.str("KEYCONSOLE_KMS_REGION", "")
+	c.KMSEndpoint = g.str("KEYCONSOLE_KMS_ENDPOINT", "")
 	switch c.KMSProvider {
 	case "local":
 		c.LocalMasterKey = g.str("KEYCONSOLE_LOCAL_MASTER_KEY_FILE", "")
@@ -250,6 +331,12 @@ func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*co
 		bad("KEYCONSOLE_KMS_PROVIDER", fmt.Sprintf("must be local or aws, not %q", c.KMSProvider))
 	}
 
+}
+
+// oidc: the sign-in providers and the platform operators.
+func (l *loader) oidc(c *config) {
+	g, bad, mode := l.g, l.bad, l.mode
+	getenv := g.get
 	ids := strings.FieldsFunc(getenv("KEYCONSOLE_OIDC_PROVIDERS"), func(r rune) bool { return r == ',' || r == ' ' })
 	seen := map[string]bool{}
 	for _, id := range ids {
@@ -263,7 +350,7 @@ func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*co
 			continue
 		}
 		seen[id] = true
-		c.Providers = append(c.Providers, loadProvider(g, id, &errs))
+		c.Providers = append(c.Providers, loadProvider(g, id, &l.errs))
 	}
 	if len(c.Providers) == 0 && mode == modeServe {
 		bad("KEYCONSOLE_OIDC_PROVIDERS", "no sign-in provider configured: name at least one (e.g. okta) and set KEYCONSOLE_OIDC_<ID>_ISSUER, _CLIENT_ID, _CLIENT_SECRET and _KIND; `keyconsole dev` offers a built-in one for development")
@@ -300,8 +387,13 @@ func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*co
 		c.Operators = append(c.Operators, op.String())
 	}
 
+}
+
+// sftp: KEYCONSOLE_SFTP_ADDR (empty: no SFTP server).
+func (l *loader) sftp(c *config) {
+	bad := l.bad
 	c.SFTPAddr = "127.0.0.1:2222"
-	if v, ok := lookupEnv("KEYCONSOLE_SFTP_ADDR"); ok {
+	if v, ok := l.g("KEYCONSOLE_SFTP_ADDR"); ok {
 		c.SFTPAddr = strings.TrimSpace(v)
 	}
 	if c.SFTPAddr != "" {
@@ -309,6 +401,11 @@ func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*co
 			bad("KEYCONSOLE_SFTP_ADDR", "must be host:port, or empty to disable SFTP")
 		}
 	}
+}
+
+// webhooks: the egress allowlist and the console's own egress addresses.
+func (l *loader) webhooks(c *config) {
+	getenv, bad := l.g.get, l.bad
 	for _, s := range strings.Split(getenv("KEYCONSOLE_WEBHOOK_ALLOWED_CIDRS"), ",") {
 		s = strings.TrimSpace(s)
 		if s == "" {
@@ -325,7 +422,6 @@ func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*co
 		}
 		c.WebhookCIDRs = append(c.WebhookCIDRs, p.Masked())
 	}
-	c.TrustedProxies, c.ProxyHeader = trustedProxies(g, bad)
 	for _, ip := range strings.FieldsFunc(getenv("KEYCONSOLE_WEBHOOK_EGRESS_IPS"), func(r rune) bool { return r == ',' || r == ' ' }) {
 		if _, err := netip.ParseAddr(ip); err != nil {
 			if _, err := netip.ParsePrefix(ip); err != nil {
@@ -335,24 +431,33 @@ func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*co
 		}
 		c.WebhookEgress = append(c.WebhookEgress, ip)
 	}
-	c.IdleTimeout = durationVar(g, "KEYCONSOLE_SESSION_IDLE_TIMEOUT", 30*time.Minute, &errs)
-	c.AbsoluteTimeout = durationVar(g, "KEYCONSOLE_SESSION_ABSOLUTE_TIMEOUT", 12*time.Hour, &errs)
-	if c.IdleTimeout > c.AbsoluteTimeout {
-		bad("KEYCONSOLE_SESSION_IDLE_TIMEOUT", "must not exceed the absolute timeout")
-	}
-	if c.production() && c.IdleTimeout > 30*time.Minute {
-		bad("KEYCONSOLE_SESSION_IDLE_TIMEOUT", "CJIS requires a session lock after at most 30 minutes of inactivity")
-	}
-	c.AuditRetention = durationVar(g, "KEYCONSOLE_AUDIT_RETENTION", 366*24*time.Hour, &errs)
+}
+
+// audit: KEYCONSOLE_AUDIT_RETENTION.
+func (l *loader) audit(c *config) {
+	c.AuditRetention = durationVar(l.g, "KEYCONSOLE_AUDIT_RETENTION", 366*24*time.Hour, &l.errs)
 	if c.AuditRetention < 365*24*time.Hour {
-		bad("KEYCONSOLE_AUDIT_RETENTION", "must be at least one year (8760h)")
+		l.bad("KEYCONSOLE_AUDIT_RETENTION", "must be at least one year (8760h)")
 	}
+}
+
+// logs: the log format and level.
+func (l *loader) logs(c *config) {
+	c.LogFormat = l.g.str("KEYCONSOLE_LOG_FORMAT", "")
+	c.LogLevel = l.g.str("KEYCONSOLE_LOG_LEVEL", "info")
 	if c.LogFormat == "" {
 		c.LogFormat = "json"
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
-		bad("KEYCONSOLE_LOG_FORMAT", "must be json or text")
+		l.bad("KEYCONSOLE_LOG_FORMAT", "must be json or text")
 	}
+}
+
+// metrics: the separate metrics address, its token and profiling.
+func (l *loader) metrics(c *config) {
+	g, bad := l.g, l.bad
+	c.MetricsAddr = g.str("KEYCONSOLE_METRICS_ADDR", "")
+	c.MetricsToken = strings.TrimSpace(g.get("KEYCONSOLE_METRICS_TOKEN"))
 	if c.MetricsToken != "" && len(c.MetricsToken) < 32 {
 		bad("KEYCONSOLE_METRICS_TOKEN", "must be at least 32 characters")
 	}
@@ -370,10 +475,6 @@ func loadConfigMode(lookupEnv func(string) (string, bool), mode configMode) (*co
 	default:
 		bad("KEYCONSOLE_PROFILING", "must be true or false")
 	}
-	if len(errs) > 0 {
-		return c, errs
-	}
-	return c, nil
 }
 
 // trustedProxies reads KEYCONSOLE_TRUSTED_PROXIES (comma-separated CIDR

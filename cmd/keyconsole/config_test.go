@@ -158,3 +158,14 @@ func TestToolCommandsWorkInProduction(t *testing.T) {
 		t.Fatalf("tools keep the production KMS rules: %v", err)
 	}
 }
+
+// A database URL that opening would refuse is refused by config loading,
+// so `config check` says so before `serve` does.
+func TestConfigRefusesADatabaseURLOpenWouldRefuse(t *testing.T) {
+	env := prodEnv()
+	env["KEYCONSOLE_DATABASE_URL"] = "sqlite://"
+	_, err := loadConfig(envOf(env), false)
+	if err == nil || !strings.Contains(err.Error(), "KEYCONSOLE_DATABASE_URL") {
+		t.Fatalf("sqlite:// without a path accepted or refused without naming the variable: %v", err)
+	}
+}
