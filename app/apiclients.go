@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"keyconsole/app/core"
 	"keyconsole/models"
 	"keyconsole/services/apiclients"
 	"keyconsole/services/oauth"
@@ -63,19 +64,10 @@ func TokenLimits(cfg TokenConfig) oauth.LimiterConfig {
 }
 
 // TokenKeyManager builds the manager of the token signing keys.
-func TokenKeyManager(c Core, sec *secrets.Service, iss *oauth.Issuer) *apiclients.KeyManager {
+func TokenKeyManager(c core.Core, sec *secrets.Service, iss *oauth.Issuer) *apiclients.KeyManager {
 	return apiclients.NewKeyManager(apiclients.KeyConfig{
 		DB: c.DB, Store: models.NewTokenKeyStore(c.DB), Locker: models.NewAPIClientStore(c.DB),
 		Secrets: sec, Audit: c.Recorder, Issuer: iss, Clock: c.Clock, Logger: c.Log,
-	})
-}
-
-// NewAPIClientService builds the API credential service. Listing needs no
-// secret, so sec may be nil where nothing is issued (the command line).
-func NewAPIClientService(c Core, sec *secrets.Service, pol policy.Source) *apiclients.Service {
-	return apiclients.NewService(apiclients.Config{
-		DB: c.DB, Store: models.NewAPIClientStore(c.DB), Agencies: c.Agencies, Audit: c.Recorder,
-		Secrets: sec, Policies: pol, Clock: c.Clock, Logger: c.Log,
 	})
 }
 
@@ -94,12 +86,12 @@ type apiClients struct {
 // newAPIClients builds the API credential service, the token endpoint with
 // its limiter and refusal aggregation, and their background work (key
 // reloads and rotation, last-use and refusal flushing, expiry records).
-func newAPIClients(ctx context.Context, c Core, sec *secrets.Service, pol policy.Source, cfg TokenConfig) (apiClients, error) {
+func newAPIClients(ctx context.Context, c core.Core, sec *secrets.Service, pol policy.Source, cfg TokenConfig) (apiClients, error) {
 	iss, err := TokenIssuer(cfg, c.Clock)
 	if err != nil {
 		return apiClients{}, err
 	}
-	svc := NewAPIClientService(c, sec, pol)
+	svc := core.NewAPIClients(c, sec, pol)
 	keys := TokenKeyManager(c, sec, iss)
 
 	// KMS may be unreachable at start: pages work meanwhile, the token
@@ -157,7 +149,7 @@ func newAPIClients(ctx context.Context, c Core, sec *secrets.Service, pol policy
 
 // retryPepper loads the pepper in the background when it could not be
 // loaded at start.
-func retryPepper(ctx context.Context, c Core, svc *apiclients.Service) error {
+func retryPepper(ctx context.Context, c core.Core, svc *apiclients.Service) error {
 	wait := 5 * time.Second
 	for !svc.Ready() {
 		select {
@@ -180,7 +172,7 @@ func retryPepper(ctx context.Context, c Core, svc *apiclients.Service) error {
 
 // recordExpiries audits, once a minute, the credentials whose expiry date
 // has passed.
-func recordExpiries(ctx context.Context, c Core, svc *apiclients.Service) error {
+func recordExpiries(ctx context.Context, c core.Core, svc *apiclients.Service) error {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {

@@ -12,17 +12,14 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"keyconsole/app/core"
 	"keyconsole/handlers"
 	"keyconsole/kms"
 	"keyconsole/models"
-	"keyconsole/services/apiclients"
 	"keyconsole/services/audit"
 	"keyconsole/services/inventory"
 	"keyconsole/services/oauth"
 	"keyconsole/services/policy"
-	"keyconsole/services/reports"
-	"keyconsole/services/sshkeys"
-	"keyconsole/services/webhooks"
 	"keyconsole/web"
 )
 
@@ -35,10 +32,10 @@ type Config struct {
 	// ProviderKinds maps each sign-in provider id to its kind (okta, azure,
 	// dev...), for the IdP secret tracker.
 	ProviderKinds map[string]string
-	Auth          AuthConfig
+	Auth          core.AuthConfig
 	Token         TokenConfig
 	SFTP          SFTPConfig
-	Webhooks      WebhookConfig
+	Webhooks      core.WebhookConfig
 	Metrics       MetricsConfig
 }
 
@@ -56,7 +53,7 @@ type Options struct {
 // App is the built console: the web server, and the work that runs beside
 // it until shutdown.
 type App struct {
-	Core   Core
+	Core   core.Core
 	Server *web.Server
 	// Background runs until its context ends; an error stops the console.
 	Background []func(ctx context.Context) error
@@ -67,27 +64,27 @@ type App struct {
 
 // New builds the console in dependency order.
 func New(ctx context.Context, cfg Config, opt Options) (*App, error) {
-	core := NewCore(opt.DB, opt.Clock, opt.Logger)
+	c := core.New(opt.DB, opt.Clock, opt.Logger)
 	metrics := web.NewMetrics()
 	auditCollectors, onAuditWrite := auditMetrics()
-	core.Recorder.OnWrite = onAuditWrite
-	authSvc := NewAuth(core, cfg.Auth)
+	c.Recorder.OnWrite = onAuditWrite
+	authSvc := core.NewAuth(c, cfg.Auth)
 
 	// Encryption and the stored policies every credential kind reads.
-	enc := newEncryption(core, opt.Keyring)
-	policyStore := models.NewPolicyStore(core.DB)
-	policies := policy.NewService(core.DB, policyStore, core.Recorder, core.Clock)
+	enc := newEncryption(c, opt.Keyring)
+	policyStore := models.NewPolicyStore(c.DB)
+	policies := policy.NewService(c.DB, policyStore, c.Recorder, c.Clock)
 
 	// The credential kinds.
-	creds, err := newAPIClients(ctx, core, enc.Secrets, policies, cfg.Token)
+	creds, err := newAPIClients(ctx, c, enc.Secrets, policies, cfg.Token)
 	if err != nil {
 		return nil, err
 	}
-	ssh, err := newSSHKeys(core, enc.Secrets, policies, cfg.SFTP)
+	ssh, err := newSSHKeys(c, enc.Secrets, policies, cfg.SFTP)
 	if err != nil {
 		return nil, err
 	}
-	hooks := newWebhooks(core, enc.Secrets, policies, cfg.Webhooks)
+	hooks := newWebhooks(c, enc.Secrets, policies, cfg.Webhooks)
 
 	// The inventory over every credential kind, and the reports on it.
 	var idps []inventory.Provider
@@ -97,14 +94,14 @@ func New(ctx context.Context, cfg Config, opt Options) (*App, error) {
 		idps = append(idps, inventory.Provider{ID: p.Info.ID, Label: p.Info.Label, Kind: kind})
 		idpPages = append(idpPages, handlers.IdPProvider{ID: p.Info.ID, Label: p.Info.Label, Kind: kind})
 	}
-	inv := NewInventory(core, policies, policyStore, creds.Service, ssh.Service, hooks.Service, idps)
-	reps := NewReports(core, inv, policies)
+	inv := core.NewInventory(c, policies, policyStore, creds.Service, ssh.Service, hooks.Service, idps)
+	reps := core.NewReports(c, inv, policies)
 
 	// The pages. Dashboard tiles read only their service (and the clock).
-	tileBase := handlers.New(handlers.Deps{Clock: core.Clock})
+	tileBase := handlers.New(handlers.Deps{Clock: c.Clock})
 	h := handlers.New(handlers.Deps{
-		Logger: core.Log, Auth: authSvc, Agencies: core.AgencySvc, Users: core.Users, Audit: core.Audits,
-		Providers: web.ProviderChoices(cfg.Web.Providers), Clock: core.Clock,
+		Logger: c.Log, Auth: authSvc, Agencies: c.AgencySvc, Users: c.Users, Audit: c.Audits,
+		Providers: web.ProviderChoices(cfg.Web.Providers), Clock: c.Clock,
 		Tiles: []handlers.TileSource{
 			(&handlers.APICredentials{Svc: creds.Service}).Tile,
 			handlers.NewSSHKeys(tileBase, ssh.Service).Tiles,
@@ -113,13 +110,13 @@ func New(ctx context.Context, cfg Config, opt Options) (*App, error) {
 		},
 	})
 	credPages := &handlers.APICredentials{Handler: h, Svc: creds.Service, Policies: policies, TokenURL: cfg.Web.BaseURL + oauth.TokenPath}
-	tokenPages := &handlers.OAuthToken{Endpoint: creds.Endpoint, Issuer: creds.Issuer, BaseURL: cfg.Web.BaseURL, Logger: core.Log}
+	tokenPages := &handlers.OAuthToken{Endpoint: creds.Endpoint, Issuer: creds.Issuer, BaseURL: cfg.Web.BaseURL, Logger: c.Log}
 	auditPages := &handlers.AuditLog{
 		Handler:  h,
-		Exporter: audit.NewExporter(core.Audits, core.Recorder, core.Clock),
+		Exporter: audit.NewExporter(c.Audits, c.Recorder, c.Clock),
 		// A page shows a result at most 15 seconds old, bringing it up to date
 		// over the new records, and re-verifies whole chains every 10 minutes.
-		Chain: audit.NewChainMonitor(audit.NewVerifier(core.Audits), 15*time.Second, 10*time.Minute, core.Clock),
+		Chain: audit.NewChainMonitor(audit.NewVerifier(c.Audits), 15*time.Second, 10*time.Minute, c.Clock),
 	}
 	mounts := append(append([]func(e *echo.Echo, r *web.Router){}, opt.Mount...),
 		web.APICredentialsRoutes(credPages, tokenPages),
@@ -132,9 +129,9 @@ func New(ctx context.Context, cfg Config, opt Options) (*App, error) {
 
 	// A database that answers may still refuse writes (a full disk, a
 	// read-only file): database_write commits one small write, cached.
-	writeProbe := &cachedCheck{check: core.DB.ProbeWrite, okFor: writeProbeOK, failedFor: readyCacheFailed, now: time.Now}
+	writeProbe := &cachedCheck{check: c.DB.ProbeWrite, okFor: writeProbeOK, failedFor: readyCacheFailed, now: time.Now}
 	ready := append([]web.ReadyCheck{
-		{Name: "database", Check: core.DB.Ping},
+		{Name: "database", Check: c.DB.Ping},
 		{Name: "database_write", Check: writeProbe.Check},
 		enc.Ready,
 	}, creds.Ready...)
@@ -142,13 +139,13 @@ func New(ctx context.Context, cfg Config, opt Options) (*App, error) {
 	if err := registerMetrics(metrics.Registry, auditCollectors, enc.Collectors, creds.Collectors, hooks.collectors(), ssh.Collectors); err != nil {
 		return nil, err
 	}
-	srv, err := web.New(cfg.Web, web.Deps{Logger: core.Log, Auth: authSvc, Handlers: h, Ready: ready, Mount: mounts,
+	srv, err := web.New(cfg.Web, web.Deps{Logger: c.Log, Auth: authSvc, Handlers: h, Ready: ready, Mount: mounts,
 		ErrorMappers: errorMappers(), Metrics: metrics, MetricsToken: cfg.Metrics.Token})
 	if err != nil {
 		return nil, err
 	}
 
-	background := []func(ctx context.Context) error{func(ctx context.Context) error { return watchStorage(ctx, core.DB) }}
+	background := []func(ctx context.Context) error{func(ctx context.Context) error { return watchStorage(ctx, c.DB) }}
 	if cfg.Metrics.Addr != "" {
 		serveMetrics, err := metricsServer(cfg.Metrics, metrics)
 		if err != nil {
@@ -160,7 +157,7 @@ func New(ctx context.Context, cfg Config, opt Options) (*App, error) {
 	background = append(background, hooks.Worker.Run)
 	background = append(background, ssh.Background...)
 	return &App{
-		Core:       core,
+		Core:       c,
 		Server:     srv,
 		Background: background,
 		Shutdown:   []func(ctx context.Context){creds.Shutdown, hooks.shutdown, ssh.Shutdown},
@@ -169,26 +166,3 @@ func New(ctx context.Context, cfg Config, opt Options) (*App, error) {
 
 // Handler is the console's HTTP handler.
 func (a *App) Handler() http.Handler { return a.Server.Echo }
-
-// NewPolicies builds the stored-policy service, the policy source of every
-// credential kind.
-func NewPolicies(c Core) *policy.Service {
-	return policy.NewService(c.DB, models.NewPolicyStore(c.DB), c.Recorder, c.Clock)
-}
-
-// NewInventory builds the inventory over every credential kind, each read
-// through its own service, and the IdP client secrets of the providers.
-func NewInventory(c Core, pol *policy.Service, store *models.PolicyStore, creds *apiclients.Service, ssh *sshkeys.Service, hooks *webhooks.Service, providers []inventory.Provider) *inventory.Service {
-	inv := inventory.NewService(inventory.Config{DB: c.DB, Audit: c.Recorder, Policies: pol, Store: store,
-		Users: c.Users, Sessions: c.Sessions, Clock: c.Clock})
-	inv.Add(inventory.APICredentials{Svc: creds})
-	inv.Add(inventory.SSHKeys{Svc: ssh})
-	inv.Add(inventory.Webhooks{Svc: hooks})
-	inv.Add(inventory.IdPSecrets{Expiries: pol.IdPSecrets, Providers: providers})
-	return inv
-}
-
-// NewReports builds the reports service over an inventory.
-func NewReports(c Core, inv *inventory.Service, pol policy.Source) *reports.Service {
-	return reports.NewService(reports.Config{Inventory: inv, Policies: pol, Audit: c.Recorder, Clock: c.Clock})
-}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"keyconsole/app/core"
 	"keyconsole/kms"
 	"keyconsole/services/secrets"
 	"keyconsole/web"
@@ -21,12 +22,12 @@ type encryption struct {
 	Collectors []prometheus.Collector
 }
 
-func newEncryption(core Core, kr kms.Keyring) encryption {
+func newEncryption(c core.Core, kr kms.Keyring) encryption {
 	env := kms.NewEnvelope(kr, kms.Options{})
 	probe := &kmsProbe{env: env, every: 30 * time.Second}
 	return encryption{
 		Envelope:   env,
-		Secrets:    NewSecrets(core, env),
+		Secrets:    core.NewSecrets(c, env),
 		Ready:      web.ReadyCheck{Name: "kms", Check: probe.check},
 		Collectors: kmsMetrics(env),
 	}

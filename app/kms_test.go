@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"keyconsole/app/core"
 	"keyconsole/kms"
 	kmsaws "keyconsole/kms/aws"
 	"keyconsole/kms/kmstest"
@@ -29,7 +30,7 @@ func TestEncryptionUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := modelstest.Open(t, models.SQLite)
-	enc := newEncryption(NewCore(db, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil))), kr)
+	enc := newEncryption(core.New(db, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil))), kr)
 	ready := enc.Ready.Check
 	if enc.Ready.Name != "kms" || ready(ctx) != nil {
 		t.Fatal("kms readiness missing or failing while KMS is up")

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ssh"
 
+	"keyconsole/app/core"
 	"keyconsole/kms"
 	"keyconsole/models"
 	"keyconsole/services/policy"
@@ -64,7 +65,7 @@ func (s sftpAuth) StillAuthorized(ctx context.Context, ids []sftpd.Identity) ([]
 }
 
 // NewSFTPAuthenticator builds the authenticator of SFTP logins.
-func NewSFTPAuthenticator(c Core, store *models.SSHKeyStore, cfg SFTPConfig) (*sshkeys.Authenticator, error) {
+func NewSFTPAuthenticator(c core.Core, store *models.SSHKeyStore, cfg SFTPConfig) (*sshkeys.Authenticator, error) {
 	auth, err := sshkeys.NewAuthenticator(c.DB, store, c.Recorder, sshkeys.AuthConfig{
 		Root:   cfg.Root(),
 		Logger: c.Log,
@@ -76,14 +77,9 @@ func NewSFTPAuthenticator(c Core, store *models.SSHKeyStore, cfg SFTPConfig) (*s
 	return auth, nil
 }
 
-// NewSSHKeyService builds the SSH key service.
-func NewSSHKeyService(c Core, store *models.SSHKeyStore, pol policy.Source) *sshkeys.Service {
-	return sshkeys.NewService(c.DB, store, c.Recorder, pol, c.Clock, c.Log)
-}
-
 // RunSFTPServer loads (or creates) the shared host key, waiting while KMS is
 // unavailable, then serves SFTP on KEYCONSOLE_SFTP_ADDR until ctx ends.
-func RunSFTPServer(ctx context.Context, c Core, sec *secrets.Service, store *models.SSHKeyStore, auth *sshkeys.Authenticator, cfg SFTPConfig) error {
+func RunSFTPServer(ctx context.Context, c core.Core, sec *secrets.Service, store *models.SSHKeyStore, auth *sshkeys.Authenticator, cfg SFTPConfig) error {
 	log := c.Log.With("component", "sftp")
 	var hostKey ssh.Signer
 	for {
@@ -133,9 +129,9 @@ type sshKeys struct {
 	Shutdown   func(ctx context.Context)
 }
 
-func newSSHKeys(c Core, sec *secrets.Service, pol policy.Source, cfg SFTPConfig) (sshKeys, error) {
+func newSSHKeys(c core.Core, sec *secrets.Service, pol policy.Source, cfg SFTPConfig) (sshKeys, error) {
 	store := models.NewSSHKeyStore(c.DB)
-	svc := NewSSHKeyService(c, store, pol)
+	svc := core.NewSSHKeys(c, store, pol)
 	out := sshKeys{
 		Service: svc,
 		Background: []func(ctx context.Context) error{func(ctx context.Context) error {

@@ -2,35 +2,15 @@ package app
 
 import (
 	"context"
-	"net/netip"
 	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"keyconsole/models"
+	"keyconsole/app/core"
 	"keyconsole/services/policy"
 	"keyconsole/services/secrets"
 	"keyconsole/services/webhooks"
 )
-
-// WebhookConfig is the webhook egress policy: the private ranges
-// deliveries may reach, whether https is required, and the console's own
-// egress addresses shown to agencies.
-type WebhookConfig struct {
-	AllowedCIDRs []netip.Prefix
-	RequireHTTPS bool
-	EgressIPs    []string
-}
-
-// NewWebhookService builds the webhook service. sec may be nil where no
-// secret is read (the command line's inventory).
-func NewWebhookService(c Core, sec *secrets.Service, pol policy.Source, cfg WebhookConfig) *webhooks.Service {
-	return webhooks.NewService(c.DB, models.NewWebhookStore(c.DB), sec, c.Recorder, pol, webhooks.Options{
-		Egress:    webhooks.EgressPolicy{AllowedCIDRs: cfg.AllowedCIDRs, RequireHTTPS: cfg.RequireHTTPS},
-		EgressIPs: cfg.EgressIPs,
-		Clock:     c.Clock,
-	})
-}
 
 // webhookDelivery is the webhook service and its worker (queued deliveries
 // with retries, and the sweep that ends rotation windows and destroys old
@@ -40,8 +20,8 @@ type webhookDelivery struct {
 	Worker  *webhooks.Worker
 }
 
-func newWebhooks(c Core, sec *secrets.Service, pol policy.Source, cfg WebhookConfig) webhookDelivery {
-	svc := NewWebhookService(c, sec, pol, cfg)
+func newWebhooks(c core.Core, sec *secrets.Service, pol policy.Source, cfg core.WebhookConfig) webhookDelivery {
+	svc := core.NewWebhooks(c, sec, pol, cfg)
 	host, _ := os.Hostname()
 	return webhookDelivery{Service: svc, Worker: svc.NewWorker(webhooks.WorkerOptions{ID: host, Logger: c.Log.With("component", "webhooks")})}
 }

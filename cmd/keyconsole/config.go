@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"keyconsole/app"
+	"keyconsole/app/core"
 	"keyconsole/models"
 	"keyconsole/services/auth"
 	"keyconsole/services/oauth"
@@ -631,10 +632,10 @@ func (c *config) appConfig(providers []*web.OIDCProvider) app.Config {
 		Web: web.Config{BaseURL: c.BaseURL, Production: c.production(), SessionKeys: c.SessionKeys, Providers: providers,
 			TrustedProxies: c.TrustedProxies, ProxyHeader: c.ProxyHeader},
 		ProviderKinds: kinds,
-		Auth:          app.AuthConfig{Operators: c.Operators, IdleTimeout: c.IdleTimeout, AbsoluteTimeout: c.AbsoluteTimeout},
+		Auth:          core.AuthConfig{Operators: c.Operators, IdleTimeout: c.IdleTimeout, AbsoluteTimeout: c.AbsoluteTimeout},
 		Token:         c.tokenConfig(),
 		SFTP:          app.SFTPConfig{Addr: c.SFTPAddr, DataDir: c.DataDir},
-		Webhooks:      app.WebhookConfig{AllowedCIDRs: c.WebhookCIDRs, RequireHTTPS: c.production(), EgressIPs: c.WebhookEgress},
+		Webhooks:      core.WebhookConfig{AllowedCIDRs: c.WebhookCIDRs, RequireHTTPS: c.production(), EgressIPs: c.WebhookEgress},
 		Metrics:       c.metricsConfig(),
 	}
 }

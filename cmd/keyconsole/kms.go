@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"time"
 
-	"keyconsole/app"
+	"keyconsole/app/core"
 	"keyconsole/kms"
 	kmsaws "keyconsole/kms/aws"
 	"keyconsole/kms/local"
@@ -85,7 +85,7 @@ func cmdKMS(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		return err
 	}
 	defer a.close()
-	svc := app.NewSecrets(a.core, env)
+	svc := core.NewSecrets(a.core, env)
 	fmt.Fprintf(stdout, "re-wrapping stored data keys under %s\n", kr.CurrentKeyID())
 	p, err := svc.Rewrap(ctx, cliActor(), audit.Origin{RequestID: "cli"}, *batch, func(p secrets.RewrapProgress) {
 		fmt.Fprintf(stderr, "\r  %d of %d re-wrapped, %d skipped", p.Done, p.Total, p.Skipped)

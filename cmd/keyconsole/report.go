@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"keyconsole/app"
+	"keyconsole/app/core"
 	"keyconsole/models"
 	"keyconsole/services/audit"
 	"keyconsole/services/inventory"
@@ -93,14 +93,14 @@ func cmdReport(ctx context.Context, args []string, lookupEnv func(string) (strin
 // newReports builds the reports service for the command line over an
 // inventory of every credential kind, each read through its own service.
 // Listing needs no secret, so none is built (the command line reads no KMS).
-func newReports(c app.Core, providers []inventory.Provider) *reports.Service {
-	pol := app.NewPolicies(c)
-	inv := app.NewInventory(c, pol, models.NewPolicyStore(c.DB),
-		app.NewAPIClientService(c, nil, pol),
-		app.NewSSHKeyService(c, models.NewSSHKeyStore(c.DB), pol),
-		app.NewWebhookService(c, nil, pol, app.WebhookConfig{}),
+func newReports(c core.Core, providers []inventory.Provider) *reports.Service {
+	pol := core.NewPolicies(c)
+	inv := core.NewInventory(c, pol, models.NewPolicyStore(c.DB),
+		core.NewAPIClients(c, nil, pol),
+		core.NewSSHKeys(c, models.NewSSHKeyStore(c.DB), pol),
+		core.NewWebhooks(c, nil, pol, core.WebhookConfig{}),
 		providers)
-	return app.NewReports(c, inv, pol)
+	return core.NewReports(c, inv, pol)
 }
 
 // writeFileAtomic writes b to path through a temporary file in the same

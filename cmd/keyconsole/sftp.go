@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"keyconsole/app"
+	"keyconsole/app/core"
 	"keyconsole/kms"
 	"keyconsole/models"
 	"keyconsole/services/sshkeys"
@@ -42,7 +43,7 @@ func cmdSFTP(ctx context.Context, args []string, lookupEnv func(string) (string,
 		return err
 	}
 	resolveKeyring(ctx, kr, log)
-	sec := app.NewSecrets(a.core, kms.NewEnvelope(kr, kms.Options{}))
+	sec := core.NewSecrets(a.core, kms.NewEnvelope(kr, kms.Options{}))
 	store := models.NewSSHKeyStore(a.db)
 	sftpCfg := app.SFTPConfig{Addr: cfg.SFTPAddr, DataDir: cfg.DataDir}
 	auth, err := app.NewSFTPAuthenticator(a.core, store, sftpCfg)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"keyconsole/app"
+	"keyconsole/app/core"
 	"keyconsole/kms"
 	"keyconsole/services/audit"
 )
@@ -33,7 +34,7 @@ func cmdTokenKeys(ctx context.Context, args []string, lookupEnv func(string) (st
 		return err
 	}
 	defer a.close()
-	sec := app.NewSecrets(a.core, kms.NewEnvelope(kr, kms.Options{}))
+	sec := core.NewSecrets(a.core, kms.NewEnvelope(kr, kms.Options{}))
 	iss, err := app.TokenIssuer(cfg.tokenConfig(), a.clock)
 	if err != nil {
 		return err

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"keyconsole/app"
+	"keyconsole/app/core"
 	"keyconsole/models"
 	"keyconsole/services/agencies"
 	"keyconsole/services/audit"
@@ -35,7 +35,7 @@ type tool struct {
 	clock    func() time.Time
 	closers  []func()
 	// core is the same stores and services, as the app package builds on them.
-	core app.Core
+	core core.Core
 }
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
@@ -84,7 +84,7 @@ func openApp(ctx context.Context, cfg *config, log *slog.Logger, migrate bool) (
 			log.Info("migrations applied", "versions", applied)
 		}
 	}
-	a.core = app.NewCore(db, a.clock, log)
+	a.core = core.New(db, a.clock, log)
 	a.agencies, a.users, a.sessions, a.audits = a.core.Agencies, a.core.Users, a.core.Sessions, a.core.Audits
 	a.recorder, a.agencySv = a.core.Recorder, a.core.AgencySvc
 	return a, nil
