@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"keyconsole/app/core"
 	"keyconsole/kms"
 	"keyconsole/kms/local"
 	"keyconsole/models"
@@ -23,8 +24,6 @@ import (
 	"keyconsole/services/audit"
 	"keyconsole/services/inventory"
 	"keyconsole/services/policy"
-	"keyconsole/services/secrets"
-	"keyconsole/services/sshkeys"
 	"keyconsole/services/webhooks"
 )
 
@@ -89,8 +88,9 @@ func Seed(t testing.TB, db *models.DB, demo, other models.Agency) *Fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &Fixture{DB: db, Demo: demo, Other: other, now: Now}
-	audits := models.NewAuditStore(db)
-	f.Audit = audit.NewRecorder(db, audits, f.Clock)
+	// The services are built as the console builds them (package core).
+	c := core.New(db, f.Clock, nil)
+	f.Audit = c.Recorder
 	master := make([]byte, 32)
 	if _, err := rand.Read(master); err != nil {
 		t.Fatal(err)
@@ -99,24 +99,17 @@ func Seed(t testing.TB, db *models.DB, demo, other models.Agency) *Fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec := secrets.NewService(db, kms.NewEnvelope(kr, kms.Options{}), models.NewSealedStore(db), f.Audit, f.Clock)
-	store := models.NewPolicyStore(db)
-	f.Policies = policy.NewService(db, store, f.Audit, f.Clock)
+	sec := core.NewSecrets(c, kms.NewEnvelope(kr, kms.Options{}))
+	f.Policies = core.NewPolicies(c)
 	apiStore := models.NewAPIClientStore(db)
-	api := apiclients.NewService(apiclients.Config{DB: db, Store: apiStore, Agencies: models.NewAgencyStore(db), Audit: f.Audit,
-		Secrets: sec, Policies: f.Policies, Clock: f.Clock})
+	api := core.NewAPIClients(c, sec, f.Policies)
 	if err := api.LoadPepper(ctx); err != nil {
 		t.Fatal(err)
 	}
 	keyStore := models.NewSSHKeyStore(db)
-	keys := sshkeys.NewService(db, keyStore, f.Audit, f.Policies, f.Clock, nil)
-	hooks := webhooks.NewService(db, models.NewWebhookStore(db), sec, f.Audit, f.Policies, webhooks.Options{Clock: f.Clock})
-	f.Inventory = inventory.NewService(inventory.Config{DB: db, Audit: f.Audit, Policies: f.Policies, Store: store,
-		Users: models.NewUserStore(db), Sessions: models.NewSessionStore(db), Clock: f.Clock})
-	f.Inventory.Add(inventory.APICredentials{Svc: api})
-	f.Inventory.Add(inventory.SSHKeys{Svc: keys})
-	f.Inventory.Add(inventory.Webhooks{Svc: hooks})
-	f.Inventory.Add(inventory.IdPSecrets{Expiries: f.Policies.IdPSecrets, Providers: []inventory.Provider{Provider}})
+	keys := core.NewSSHKeys(c, keyStore, f.Policies)
+	hooks := core.NewWebhooks(c, sec, f.Policies, core.WebhookConfig{})
+	f.Inventory = core.NewInventory(c, f.Policies, models.NewPolicyStore(db), api, keys, hooks, []inventory.Provider{Provider})
 
 	actor := audit.Actor{Type: audit.ActorUser, ID: "1", Name: "Ada Admin"}
 	origin := audit.Origin{SourceIP: "127.0.0.1", RequestID: "seed"}
