@@ -18,10 +18,10 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"keyconsole/app/core"
 	"keyconsole/kms"
 	"keyconsole/kms/local"
 	"keyconsole/models"
-	"keyconsole/services/agencies"
 	"keyconsole/services/apiclients"
 	"keyconsole/services/audit"
 	"keyconsole/services/oauth"
@@ -178,6 +178,9 @@ type seedDB struct {
 	db    *models.DB
 	rec   *audit.Recorder
 	clock func() time.Time
+	// core is the console's shared stores and services (app/core), so the
+	// seed goes through the services as the console builds them.
+	core core.Core
 }
 
 func openSeedDB(ctx context.Context, path string) (*seedDB, error) {
@@ -190,7 +193,8 @@ func openSeedDB(ctx context.Context, path string) (*seedDB, error) {
 		return nil, err
 	}
 	clock := func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
-	return &seedDB{db: db, rec: audit.NewRecorder(db, models.NewAuditStore(db), clock), clock: clock}, nil
+	c := core.New(db, clock, nil)
+	return &seedDB{db: db, rec: c.Recorder, clock: clock, core: c}, nil
 }
 
 var seedActor = audit.Actor{Type: audit.ActorSystem, ID: "bench", Name: "keyconsole-bench"}
@@ -199,7 +203,7 @@ var seedActor = audit.Actor{Type: audit.ActorSystem, ID: "bench", Name: "keycons
 // mock provider's bench-admins group to its admin role, through the
 // agencies service.
 func (s *seedDB) agency(ctx context.Context, slug, name string) (int64, error) {
-	svc := agencies.NewService(s.db, models.NewAgencyStore(s.db), s.rec, s.clock)
+	svc := s.core.AgencySvc
 	ag, err := svc.Create(ctx, seedActor, audit.Origin{RequestID: "bench"}, slug, name)
 	if err != nil {
 		return 0, fmt.Errorf("create agency: %w", err)
@@ -223,9 +227,8 @@ func (s *seedDB) credentials(ctx context.Context, agencyID int64, n int, masterK
 	if err != nil {
 		return err
 	}
-	sec := secrets.NewService(s.db, kms.NewEnvelope(kr, kms.Options{}), models.NewSealedStore(s.db), s.rec, s.clock)
-	svc := apiclients.NewService(apiclients.Config{DB: s.db, Store: models.NewAPIClientStore(s.db), Agencies: models.NewAgencyStore(s.db),
-		Audit: s.rec, Secrets: sec, Policies: policy.DefaultSource{}, Clock: s.clock})
+	sec := core.NewSecrets(s.core, kms.NewEnvelope(kr, kms.Options{}))
+	svc := core.NewAPIClients(s.core, sec, policy.DefaultSource{})
 	if err := svc.LoadPepper(ctx); err != nil {
 		return err
 	}
