@@ -2,15 +2,11 @@ package app
 
 import (
 	"context"
-	"errors"
-	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/time/rate"
 
 	"keyconsole/app/core"
-	"keyconsole/models"
 	"keyconsole/services/apiclients"
 	"keyconsole/services/oauth"
 	"keyconsole/services/policy"
@@ -21,55 +17,6 @@ import (
 // startupLoadTimeout bounds the first load of key material at start; what
 // does not load then is retried in the background.
 const startupLoadTimeout = 10 * time.Second
-
-// TokenConfig is the token endpoint's configuration.
-type TokenConfig struct {
-	// BaseURL is the console's base URL, the tokens' issuer.
-	BaseURL string
-	// Audience is the tokens' aud.
-	Audience string
-	// AddrRate is the sustained requests per second per source address
-	// (0: the limiter's default).
-	AddrRate float64
-	// Reuse is how long after an issuance a repeat request gets the same
-	// token (0: never).
-	Reuse time.Duration
-}
-
-// TokenIssuer builds the access-token issuer: iss is the base URL, aud the
-// configured audience, tokens live 15 minutes, and a repeat request within
-// KEYCONSOLE_TOKEN_REUSE of an issuance gets the same token.
-func TokenIssuer(cfg TokenConfig, clock func() time.Time) (*oauth.Issuer, error) {
-	iss, err := oauth.NewIssuer(oauth.IssuerConfig{Issuer: cfg.BaseURL, Audience: cfg.Audience, Lifetime: oauth.DefaultLifetime, Reuse: cfg.Reuse, Clock: clock})
-	if err != nil {
-		return nil, errors.New("KEYCONSOLE_BASE_URL / KEYCONSOLE_TOKEN_AUDIENCE: " + err.Error())
-	}
-	return iss, nil
-}
-
-// TokenLimits is the token endpoint's limiter configuration: the defaults,
-// with KEYCONSOLE_TOKEN_ADDR_RATE (and a burst of five seconds of it) for
-// deployments where many clients share one address (a NAT). Clients behind
-// the console's own load balancer are told apart by
-// KEYCONSOLE_TRUSTED_PROXIES instead.
-func TokenLimits(cfg TokenConfig) oauth.LimiterConfig {
-	var lc oauth.LimiterConfig
-	if r := cfg.AddrRate; r > 0 {
-		lc.AddrRate, lc.AddrBurst = rate.Limit(r), int(min(r*5, math.MaxInt32))
-		if math.IsInf(r, 1) {
-			lc.AddrRate = rate.Inf
-		}
-	}
-	return lc
-}
-
-// TokenKeyManager builds the manager of the token signing keys.
-func TokenKeyManager(c core.Core, sec *secrets.Service, iss *oauth.Issuer) *apiclients.KeyManager {
-	return apiclients.NewKeyManager(apiclients.KeyConfig{
-		DB: c.DB, Store: models.NewTokenKeyStore(c.DB), Locker: models.NewAPIClientStore(c.DB),
-		Secrets: sec, Audit: c.Recorder, Issuer: iss, Clock: c.Clock, Logger: c.Log,
-	})
-}
 
 // apiClients is the API credential service and the token endpoint with
 // what they report and run in the background.
@@ -86,13 +33,13 @@ type apiClients struct {
 // newAPIClients builds the API credential service, the token endpoint with
 // its limiter and refusal aggregation, and their background work (key
 // reloads and rotation, last-use and refusal flushing, expiry records).
-func newAPIClients(ctx context.Context, c core.Core, sec *secrets.Service, pol policy.Source, cfg TokenConfig) (apiClients, error) {
-	iss, err := TokenIssuer(cfg, c.Clock)
+func newAPIClients(ctx context.Context, c core.Core, sec *secrets.Service, pol policy.Source, cfg core.TokenConfig) (apiClients, error) {
+	iss, err := core.TokenIssuer(cfg, c.Clock)
 	if err != nil {
 		return apiClients{}, err
 	}
 	svc := core.NewAPIClients(c, sec, pol)
-	keys := TokenKeyManager(c, sec, iss)
+	keys := core.TokenKeyManager(c, sec, iss)
 
 	// KMS may be unreachable at start: pages work meanwhile, the token
 	// endpoint answers 503 until the pepper and the keys are loaded.
@@ -105,7 +52,7 @@ func newAPIClients(ctx context.Context, c core.Core, sec *secrets.Service, pol p
 	}
 	cancel()
 
-	limiter, err := oauth.NewLimiter(TokenLimits(cfg))
+	limiter, err := oauth.NewLimiter(core.TokenLimits(cfg))
 	if err != nil {
 		return apiClients{}, err
 	}

@@ -33,7 +33,7 @@ type Config struct {
 	// dev...), for the IdP secret tracker.
 	ProviderKinds map[string]string
 	Auth          core.AuthConfig
-	Token         TokenConfig
+	Token         core.TokenConfig
 	SFTP          SFTPConfig
 	Webhooks      core.WebhookConfig
 	Metrics       MetricsConfig

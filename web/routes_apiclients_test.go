@@ -31,19 +31,18 @@ import (
 	"golang.org/x/time/rate"
 
 	"keyconsole/handlers"
+	"keyconsole/app/core"
 	"keyconsole/kms"
 	kmsaws "keyconsole/kms/aws"
 	"keyconsole/kms/kmstest"
 	"keyconsole/kms/local"
 	"keyconsole/models"
 	"keyconsole/models/modelstest"
-	"keyconsole/services/agencies"
 	"keyconsole/services/apiclients"
 	"keyconsole/services/audit"
 	"keyconsole/services/auth"
 	"keyconsole/services/oauth"
 	"keyconsole/services/policy"
-	"keyconsole/services/secrets"
 )
 
 // acLog collects everything the stack logs, for the leak checks.
@@ -114,12 +113,10 @@ func newACStack(t testing.TB, db *models.DB, opts acOptions) acStack {
 			t.Fatal(err)
 		}
 	}
-	audits := models.NewAuditStore(db)
-	rec := audit.NewRecorder(db, audits, nil)
-	as := models.NewAgencyStore(db)
-	ag := agencies.NewService(db, as, rec, nil)
-	users := models.NewUserStore(db)
-	asvc := auth.NewService(db, users, as, models.NewSessionStore(db), rec, auth.Config{})
+	// The stores and services are built as the console builds them.
+	c := core.New(db, nil, log)
+	audits, ag, users := c.Audits, c.AgencySvc, c.Users
+	asvc := core.NewAuth(c, core.AuthConfig{})
 	sys := audit.Actor{Type: audit.ActorSystem, ID: "test"}
 	st := acStack{db: db, audits: audits, sessions: map[string]string{}, log: logs}
 	if opts.Agencies != nil {
@@ -153,9 +150,9 @@ func newACStack(t testing.TB, db *models.DB, opts acOptions) acStack {
 	ts := httptest.NewUnstartedServer(nil)
 	base := "http://" + ts.Listener.Addr().String()
 	st.audience = base + "/api"
-	sec := secrets.NewService(db, kms.NewEnvelope(kr, kms.Options{}), models.NewSealedStore(db), rec, nil)
+	sec := core.NewSecrets(c, kms.NewEnvelope(kr, kms.Options{}))
 	// Tokens are reused for a minute, as the console's default.
-	iss, err := oauth.NewIssuer(oauth.IssuerConfig{Issuer: base, Audience: st.audience, Reuse: time.Minute})
+	iss, err := core.TokenIssuer(core.TokenConfig{BaseURL: base, Audience: st.audience, Reuse: time.Minute}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,8 +160,8 @@ func newACStack(t testing.TB, db *models.DB, opts acOptions) acStack {
 	if pols == nil {
 		pols = policy.DefaultSource{}
 	}
-	st.svc = apiclients.NewService(apiclients.Config{DB: db, Store: models.NewAPIClientStore(db), Agencies: as, Audit: rec, Secrets: sec, Policies: pols, Logger: log})
-	st.keys = apiclients.NewKeyManager(apiclients.KeyConfig{DB: db, Store: models.NewTokenKeyStore(db), Locker: models.NewAPIClientStore(db), Secrets: sec, Audit: rec, Issuer: iss, Logger: log})
+	st.svc = core.NewAPIClients(c, sec, pols)
+	st.keys = core.TokenKeyManager(c, sec, iss)
 	// Key material loads when KMS answers; a stack built while it does not
 	// starts without (the token endpoint then answers 503).
 	_ = st.svc.LoadPepper(ctx)

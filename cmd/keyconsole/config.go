@@ -247,7 +247,7 @@ func (l *loader) token(c *config) {
 			bad("KEYCONSOLE_TOKEN_AUDIENCE", err.Error())
 		}
 	}
-	if _, err := oauth.NewLimiter(app.TokenLimits(c.tokenConfig())); err != nil {
+	if _, err := oauth.NewLimiter(core.TokenLimits(c.tokenConfig())); err != nil {
 		bad("KEYCONSOLE_TOKEN_ADDR_RATE", err.Error())
 	}
 }
@@ -611,8 +611,8 @@ func isPrivateRange(p netip.Prefix) bool {
 }
 
 // tokenConfig is the token endpoint's part of the configuration.
-func (c *config) tokenConfig() app.TokenConfig {
-	return app.TokenConfig{BaseURL: c.BaseURL, Audience: c.TokenAudience, AddrRate: c.TokenAddrRate, Reuse: c.TokenReuse}
+func (c *config) tokenConfig() core.TokenConfig {
+	return core.TokenConfig{BaseURL: c.BaseURL, Audience: c.TokenAudience, AddrRate: c.TokenAddrRate, Reuse: c.TokenReuse}
 }
 
 // metricsConfig is the separate metrics address's part of the configuration.

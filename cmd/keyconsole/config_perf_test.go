@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"keyconsole/app"
+	"keyconsole/app/core"
 )
 
 func TestConfigTokenReuse(t *testing.T) {
@@ -42,7 +42,7 @@ func TestConfigTokenReuse(t *testing.T) {
 			if cfg.TokenReuse != tc.want {
 				t.Fatalf("%q: reuse %s, want %s", tc.value, cfg.TokenReuse, tc.want)
 			}
-			if _, err := app.TokenIssuer(cfg.tokenConfig(), time.Now); err != nil {
+			if _, err := core.TokenIssuer(cfg.tokenConfig(), time.Now); err != nil {
 				t.Fatalf("%q: the issuer refuses the configured reuse: %v", tc.value, err)
 			}
 		})

@@ -7,7 +7,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"keyconsole/app"
+	"keyconsole/app/core"
 )
 
 func TestConfigTokenAddrRate(t *testing.T) {
@@ -41,7 +41,7 @@ func TestConfigTokenAddrRate(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%q refused: %v", tc.value, err)
 			}
-			lc := app.TokenLimits(cfg.tokenConfig())
+			lc := core.TokenLimits(cfg.tokenConfig())
 			if lc.AddrRate != tc.wantRate || lc.AddrBurst != tc.wantBurst {
 				t.Fatalf("%q: rate %v burst %d, want %v and %d", tc.value, lc.AddrRate, lc.AddrBurst, tc.wantRate, tc.wantBurst)
 			}

@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"keyconsole/app"
 	"keyconsole/app/core"
 	"keyconsole/kms"
 	"keyconsole/services/audit"
@@ -35,11 +34,11 @@ func cmdTokenKeys(ctx context.Context, args []string, lookupEnv func(string) (st
 	}
 	defer a.close()
 	sec := core.NewSecrets(a.core, kms.NewEnvelope(kr, kms.Options{}))
-	iss, err := app.TokenIssuer(cfg.tokenConfig(), a.clock)
+	iss, err := core.TokenIssuer(cfg.tokenConfig(), a.clock)
 	if err != nil {
 		return err
 	}
-	km := app.TokenKeyManager(a.core, sec, iss)
+	km := core.TokenKeyManager(a.core, sec, iss)
 	if args[0] == "rotate" {
 		k, err := km.Rotate(ctx, cliActor(), audit.Origin{RequestID: "cli"})
 		if err != nil {
