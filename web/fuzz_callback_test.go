@@ -17,10 +17,10 @@ import (
 
 	"github.com/oauth2-proxy/mockoidc"
 
+	"keyconsole/app/core"
 	"keyconsole/handlers"
 	"keyconsole/models"
 	"keyconsole/models/modelstest"
-	"keyconsole/services/agencies"
 	"keyconsole/services/audit"
 	"keyconsole/services/auth"
 	"keyconsole/web"
@@ -87,12 +87,10 @@ func newCallbackStack(tb testing.TB) callbackStack {
 
 	ctx := context.Background()
 	db := modelstest.Open(tb, models.SQLite)
-	audits := models.NewAuditStore(db)
-	rec := audit.NewRecorder(db, audits, nil)
-	as := models.NewAgencyStore(db)
-	ag := agencies.NewService(db, as, rec, nil)
-	users := models.NewUserStore(db)
-	asvc := auth.NewService(db, users, as, models.NewSessionStore(db), rec, auth.Config{})
+	// The stores and services are built as the console builds them.
+	c := core.New(db, nil, nil)
+	audits, ag, users := c.Audits, c.AgencySvc, c.Users
+	asvc := core.NewAuth(c, core.AuthConfig{})
 	a, err := ag.Create(ctx, audit.Actor{Type: audit.ActorSystem}, audit.Origin{}, "demo-county", "Demo County")
 	if err != nil {
 		tb.Fatal(err)

@@ -30,8 +30,8 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 	"golang.org/x/time/rate"
 
-	"keyconsole/handlers"
 	"keyconsole/app/core"
+	"keyconsole/handlers"
 	"keyconsole/kms"
 	kmsaws "keyconsole/kms/aws"
 	"keyconsole/kms/kmstest"

@@ -18,6 +18,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"keyconsole/app/core"
 	"keyconsole/handlers"
 	"keyconsole/models"
 	"keyconsole/models/modelstest"
@@ -43,12 +44,11 @@ type auditStack struct {
 func newAuditStack(t *testing.T, db *models.DB) auditStack {
 	t.Helper()
 	ctx := context.Background()
-	audits := models.NewAuditStore(db)
-	rec := audit.NewRecorder(db, audits, nil)
-	as := models.NewAgencyStore(db)
-	ag := agencies.NewService(db, as, rec, nil)
-	users := models.NewUserStore(db)
-	asvc := auth.NewService(db, users, as, models.NewSessionStore(db), rec, auth.Config{})
+	// The stores and services are built as the console builds them.
+	c := core.New(db, nil, nil)
+	audits, ag, users := c.Audits, c.AgencySvc, c.Users
+	rec := c.Recorder
+	asvc := core.NewAuth(c, core.AuthConfig{})
 	sys := audit.Actor{Type: audit.ActorSystem, ID: "test"}
 	st := auditStack{audits: audits, tokens: map[string]string{}}
 	var err error

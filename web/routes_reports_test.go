@@ -21,13 +21,12 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"keyconsole/app/core"
 	"keyconsole/handlers"
 	"keyconsole/models"
 	"keyconsole/models/modelstest"
-	"keyconsole/services/agencies"
 	"keyconsole/services/audit"
 	"keyconsole/services/auth"
-	"keyconsole/services/reports"
 	"keyconsole/services/reports/reportstest"
 )
 
@@ -46,12 +45,10 @@ type reportsStack struct {
 func newReportsStack(t *testing.T, db *models.DB) reportsStack {
 	t.Helper()
 	ctx := context.Background()
-	audits := models.NewAuditStore(db)
-	rec := audit.NewRecorder(db, audits, nil)
-	as := models.NewAgencyStore(db)
-	ag := agencies.NewService(db, as, rec, nil)
-	users := models.NewUserStore(db)
-	asvc := auth.NewService(db, users, as, models.NewSessionStore(db), rec, auth.Config{})
+	// The stores and services are built as the console builds them.
+	c := core.New(db, nil, nil)
+	audits, ag, users := c.Audits, c.AgencySvc, c.Users
+	asvc := core.NewAuth(c, core.AuthConfig{})
 	sys := audit.Actor{Type: audit.ActorSystem, ID: "test"}
 	demo, err := ag.Create(ctx, sys, audit.Origin{}, "demo-county", "Demo County")
 	if err != nil {
@@ -77,7 +74,7 @@ func newReportsStack(t *testing.T, db *models.DB) reportsStack {
 		st.tokens[m.group] = token
 	}
 	st.f = reportstest.Seed(t, db, demo, other)
-	svc := reports.NewService(reports.Config{Inventory: st.f.Inventory, Policies: st.f.Policies, Audit: st.f.Audit, Clock: st.f.Clock})
+	svc := core.NewReports(st.f.Core, st.f.Inventory, st.f.Policies)
 
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	h := handlers.New(handlers.Deps{Logger: log, Auth: asvc, Agencies: ag, Users: users, Audit: audits})

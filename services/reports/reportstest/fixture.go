@@ -44,7 +44,9 @@ type Want struct {
 
 // Fixture is the seeded data and the services over it.
 type Fixture struct {
-	DB        *models.DB
+	DB *models.DB
+	// Core is the shared stores and services over DB, on the fixture's clock.
+	Core      core.Core
 	Audit     *audit.Recorder
 	Policies  *policy.Service
 	Inventory *inventory.Service
@@ -90,7 +92,7 @@ func Seed(t testing.TB, db *models.DB, demo, other models.Agency) *Fixture {
 	f := &Fixture{DB: db, Demo: demo, Other: other, now: Now}
 	// The services are built as the console builds them (package core).
 	c := core.New(db, f.Clock, nil)
-	f.Audit = c.Recorder
+	f.Core, f.Audit = c, c.Recorder
 	master := make([]byte, 32)
 	if _, err := rand.Read(master); err != nil {
 		t.Fatal(err)
