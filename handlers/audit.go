@@ -150,11 +150,8 @@ func (h *AuditLog) Export(format audit.Format) echo.HandlerFunc {
 		s, _ := ScopeOf(c)
 		pr, _ := PrincipalOf(c)
 		ctx := c.Request().Context()
+		// A refused filter unwraps to a *validation.Error: answered 422.
 		flt, err := audit.ParseFilter(c.QueryParams().Get)
-		var fe *audit.FilterError
-		if errors.As(err, &fe) {
-			return &ValidationError{Fields: fe.Fields}
-		}
 		if err != nil {
 			return err
 		}

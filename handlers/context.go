@@ -11,6 +11,7 @@ import (
 	"keyconsole/models"
 	"keyconsole/services/audit"
 	"keyconsole/services/auth"
+	"keyconsole/services/validation"
 	"keyconsole/views"
 )
 
@@ -68,12 +69,9 @@ type Flasher interface {
 	TakeFlash(c echo.Context) *views.Flash
 }
 
-// ValidationError is a refused form: field name to message.
-type ValidationError struct {
-	Fields map[string]string
-}
-
-func (e *ValidationError) Error() string { return "invalid input" }
+// ValidationError is a refused form: field name to message. It is the
+// services' one validation error; the error handler answers it 422.
+type ValidationError = validation.Error
 
 // ErrNotFound answers 404; another agency's record answers exactly the same.
 var ErrNotFound = echo.NewHTTPError(http.StatusNotFound, "not found")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,18 +54,5 @@ func wireWebhooks(ctx context.Context, rt *runtime) error {
 			}
 		}
 	}
-	rt.mappers = append(rt.mappers, func(err error) (int, string, string, bool) {
-		switch {
-		case errors.Is(err, webhooks.ErrNoSecret):
-			return http.StatusConflict, "No secret", "This endpoint has no signing secret yet. Set one first.", true
-		case errors.Is(err, webhooks.ErrTestLimited):
-			return http.StatusTooManyRequests, "Too many test events", fmt.Sprintf(
-				"This endpoint was sent %d test events in a short time, the most the console sends at once; it sends one more every %d seconds. "+
-					"Nothing was sent this time. Wait a little and try again.", webhooks.TestEventBurst, int(webhooks.TestEventInterval.Seconds())), true
-		case errors.Is(err, webhooks.ErrChanged):
-			return http.StatusConflict, "Changed meanwhile", "The endpoint was changed by someone else at the same time. Nothing was changed; reload the page and try again.", true
-		}
-		return 0, "", "", false
-	})
 	return nil
 }

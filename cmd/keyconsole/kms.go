@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
@@ -64,17 +63,6 @@ func wireKMS(ctx context.Context, rt *runtime) error {
 	rt.secrets = secrets.NewService(rt.db, rt.envelope, models.NewSealedStore(rt.db), rt.recorder, rt.clock)
 	probe := &kmsProbe{env: rt.envelope, every: 30 * time.Second}
 	rt.ready = append(rt.ready, web.ReadyCheck{Name: "kms", Check: probe.check})
-	rt.mappers = append(rt.mappers, func(err error) (int, string, string, bool) {
-		if errors.Is(err, kms.ErrUnavailable) {
-			return http.StatusServiceUnavailable, "Encryption is unavailable",
-				"The key-management service cannot be reached, so secrets cannot be read or written right now. Nothing was changed. Pages that need no secret keep working; try this again shortly.", true
-		}
-		if errors.Is(err, kms.ErrIntegrity) {
-			return http.StatusInternalServerError, "A stored secret could not be opened",
-				"A stored secret failed its integrity check. Nothing was changed. Tell your platform operator.", true
-		}
-		return 0, "", "", false
-	})
 	return nil
 }
 

@@ -36,7 +36,6 @@ type runtime struct {
 	handler    *handlers.Handler
 	mounts     []func(e *echo.Echo, r *web.Router)
 	ready      []web.ReadyCheck
-	mappers    []web.StatusMapper
 	tiles      []handlers.TileSource
 	background []func(ctx context.Context) error
 	shutdown   []func(ctx context.Context)
@@ -133,7 +132,7 @@ func cmdServe(ctx context.Context, args []string, lookupEnv func(string) (string
 	rt.handler.Tiles = append(rt.handler.Tiles, rt.tiles...)
 	srv, err := web.New(web.Config{BaseURL: cfg.BaseURL, Production: cfg.production(), SessionKeys: cfg.SessionKeys, Providers: providers,
 		TrustedProxies: cfg.TrustedProxies, ProxyHeader: cfg.ProxyHeader},
-		web.Deps{Logger: log, Auth: rt.auth, Handlers: rt.handler, Ready: rt.ready, Mount: rt.mounts, ErrorMappers: rt.mappers,
+		web.Deps{Logger: log, Auth: rt.auth, Handlers: rt.handler, Ready: rt.ready, Mount: rt.mounts,
 			Metrics: rt.metrics, MetricsToken: rt.cfg.MetricsToken})
 	if err != nil {
 		return err
