@@ -92,10 +92,10 @@ func wireAPIClients(ctx context.Context, rt *runtime) error {
 		Service: svc, Keys: keys, Issuer: iss, Limiter: limiter, Failures: failures, LastUse: lastUse,
 		Audience: rt.cfg.TokenAudience, Clock: rt.clock, Logger: rt.log,
 	})
-	pages := &handlers.APICredentials{Handler: rt.handler, Svc: svc, Policies: rt.policies, TokenURL: rt.cfg.BaseURL + oauth.TokenPath}
+	pages := handlers.NewAPICredentials(rt.handler, svc, rt.cfg.BaseURL+oauth.TokenPath)
 	token := &handlers.OAuthToken{Endpoint: endpoint, Issuer: iss, BaseURL: rt.cfg.BaseURL, Logger: rt.log}
 	rt.mounts = append(rt.mounts, web.APICredentialsRoutes(pages, token))
-	rt.tiles = append(rt.tiles, pages.Tile)
+	rt.tiles = append(rt.tiles, pages.Tiles)
 
 	rt.background = append(rt.background,
 		keys.Run,

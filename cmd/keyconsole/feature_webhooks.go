@@ -29,7 +29,7 @@ func wireWebhooks(ctx context.Context, rt *runtime) error {
 	rt.webhooks = svc
 	h := handlers.NewWebhooks(rt.handler, svc)
 	rt.mounts = append(rt.mounts, web.WebhooksRoutes(h))
-	rt.tiles = append(rt.tiles, handlers.WebhookTiles(svc))
+	rt.tiles = append(rt.tiles, h.Tiles)
 
 	host, _ := os.Hostname()
 	worker := svc.NewWorker(webhooks.WorkerOptions{ID: host, Logger: rt.log.With("component", "webhooks")})
