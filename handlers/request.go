@@ -51,9 +51,18 @@ func noStore(c echo.Context) {
 	h.Set("Pragma", "no-cache")
 }
 
-// agencyPath is the console path of parts under the scope's agency:
-// agencyPath(s, "webhooks", "7") is "/a/<slug>/webhooks/7", and
-// agencyPath(s) the agency's dashboard "/a/<slug>/".
+// agencyPath is the console path of parts under the scope's agency, each
+// part one more "/part": agencyPath(s, "webhooks", "7") is
+// "/a/<slug>/webhooks/7", agencyPath(s, "") the agency's dashboard
+// "/a/<slug>/", and agencyPath(s) the prefix "/a/<slug>" that paths relative
+// to the agency ("/api-credentials/7") are appended to.
 func agencyPath(s Scope, parts ...string) string {
-	return "/a/" + s.Agency.Slug + "/" + strings.Join(parts, "/")
+	var b strings.Builder
+	b.WriteString("/a/")
+	b.WriteString(s.Agency.Slug)
+	for _, p := range parts {
+		b.WriteByte('/')
+		b.WriteString(p)
+	}
+	return b.String()
 }
