@@ -19,6 +19,7 @@ import (
 	"keyconsole/services/audit"
 	"keyconsole/services/oauth"
 	"keyconsole/services/policy"
+	"keyconsole/services/validation"
 	"keyconsole/views"
 )
 
@@ -218,7 +219,7 @@ func (h *APICredentials) Create(c echo.Context) error {
 		Nonce:       c.FormValue("nonce"),
 	}
 	cred, secret, err := h.Svc.Create(r.ctx, r.actor, r.origin, r.agency(), in)
-	var ve *apiclients.ValidationError
+	var ve *validation.Error
 	var ae *apiclients.AlreadySubmittedError
 	switch {
 	case errors.As(err, &ve):
@@ -349,7 +350,7 @@ func (h *APICredentials) Regenerate(c echo.Context) error {
 	version, _ := strconv.ParseInt(c.FormValue("version"), 10, 64)
 	in := apiclients.RegenerateInput{ConfirmName: c.FormValue("confirm_name"), Version: version}
 	out, secret, err := h.Svc.Regenerate(r.ctx, r.actor, r.origin, r.agency(), cred.ID, in)
-	var ve *apiclients.ValidationError
+	var ve *validation.Error
 	detail := agencyPath(s, "api-credentials", itoa(cred.ID))
 	switch {
 	case errors.As(err, &ve):

@@ -11,7 +11,6 @@ import (
 	"keyconsole/models"
 	"keyconsole/services/audit"
 	"keyconsole/services/auth"
-	"keyconsole/services/validation"
 	"keyconsole/views"
 )
 
@@ -68,10 +67,6 @@ type Flasher interface {
 	SetFlash(c echo.Context, f views.Flash)
 	TakeFlash(c echo.Context) *views.Flash
 }
-
-// ValidationError is a refused form: field name to message. It is the
-// services' one validation error; the error handler answers it 422.
-type ValidationError = validation.Error
 
 // ErrNotFound answers 404; another agency's record answers exactly the same.
 var ErrNotFound = echo.NewHTTPError(http.StatusNotFound, "not found")

@@ -7,7 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"keyconsole/services/agencies"
+	"keyconsole/services/validation"
 	"keyconsole/views"
 )
 
@@ -33,7 +33,7 @@ func (h *Handler) OperatorAgencyCreate(c echo.Context) error {
 	r := h.req(c)
 	form := map[string]string{"slug": c.FormValue("slug"), "name": c.FormValue("name")}
 	a, err := h.Agencies.Create(r.ctx, r.actor, r.origin, form["slug"], form["name"])
-	var ve *agencies.ValidationError
+	var ve *validation.Error
 	if errors.As(err, &ve) {
 		return h.renderAgencies(c, http.StatusUnprocessableEntity, form, ve.Fields)
 	}
@@ -82,7 +82,7 @@ func (h *Handler) OperatorMappingCreate(c echo.Context) error {
 		return h.renderAgency(c, http.StatusUnprocessableEntity, form, views.FieldErrors{"provider": "Choose one of the configured sign-in providers."})
 	}
 	_, err = h.Agencies.Map(r.ctx, r.actor, r.origin, a.ID, form["provider"], form["group"], form["role"])
-	var ve *agencies.ValidationError
+	var ve *validation.Error
 	if errors.As(err, &ve) {
 		return h.renderAgency(c, http.StatusUnprocessableEntity, form, ve.Fields)
 	}

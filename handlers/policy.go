@@ -13,6 +13,7 @@ import (
 
 	"keyconsole/services/inventory"
 	"keyconsole/services/policy"
+	"keyconsole/services/validation"
 	"keyconsole/views"
 )
 
@@ -144,7 +145,7 @@ func (h *Hygiene) PolicyUpdate(c echo.Context) error {
 	}
 	if len(errs) > 0 && presetID == "" {
 		// Report every refused field at once, not only the unparsable ones.
-		var ve *policy.ValidationError
+		var ve *validation.Error
 		if errors.As(policy.Validate(next), &ve) {
 			for k, v := range ve.Fields {
 				if _, ok := errs[k]; !ok {
@@ -156,7 +157,7 @@ func (h *Hygiene) PolicyUpdate(c echo.Context) error {
 	if len(errs) == 0 {
 		changed, err := h.Policies.Update(ctx, policy.Change{AgencyID: s.Agency.ID, AgencyName: s.Agency.Name, UserID: pr.User.ID,
 			Actor: r.actor, Origin: r.origin, Preset: presetID, Policy: next})
-		var ve *policy.ValidationError
+		var ve *validation.Error
 		switch {
 		case errors.As(err, &ve):
 			for k, v := range ve.Fields {
@@ -274,7 +275,7 @@ func (h *Hygiene) IdPSecretSave(c echo.Context) error {
 	if len(errs) == 0 {
 		err := h.Policies.SetIdPSecret(ctx, policy.IdPSecretChange{AgencyID: r.agency(), UserID: pr.User.ID, Actor: r.actor, Origin: r.origin,
 			Provider: pv.ID, ProviderLabel: pv.Label, ProviderKind: pv.Kind, ExpiresAt: exp, Note: note})
-		var ve *policy.ValidationError
+		var ve *validation.Error
 		switch {
 		case errors.As(err, &ve):
 			for k, v := range ve.Fields {

@@ -14,6 +14,7 @@ import (
 	"keyconsole/models"
 	"keyconsole/services/policy"
 	"keyconsole/services/sshkeys"
+	"keyconsole/services/validation"
 	"keyconsole/views"
 )
 
@@ -89,7 +90,7 @@ func keyView(k sshkeys.KeyRow, base string) views.SSHKeyView {
 func (h *SSHKeys) CreateAccount(c echo.Context) error {
 	r := h.req(c)
 	a, err := h.Svc.CreateAccount(r.ctx, r.actor, r.origin, r.scope.Agency, c.FormValue("environment"))
-	var ve *sshkeys.ValidationError
+	var ve *validation.Error
 	if errors.As(err, &ve) {
 		return h.renderList(c, http.StatusUnprocessableEntity, ve.Fields)
 	}
@@ -179,7 +180,7 @@ func (h *SSHKeys) Upload(c echo.Context) error {
 	}
 	k, err := h.Svc.Upload(r.ctx, r.actor, r.origin, r.agency(), a.ID, input, expires)
 	var re *sshkeys.RefusalError
-	var ve *sshkeys.ValidationError
+	var ve *validation.Error
 	switch {
 	case errors.As(err, &re):
 		d.Refusal, d.PrivateKey = re.Message, re.PrivateKey

@@ -13,6 +13,7 @@ import (
 
 	"keyconsole/models"
 	"keyconsole/services/policy"
+	"keyconsole/services/validation"
 	"keyconsole/services/webhooks"
 	"keyconsole/views"
 )
@@ -134,7 +135,7 @@ func (h *Webhooks) Create(c echo.Context) error {
 		return err
 	}
 	e, sec, err := h.Svc.Create(r.ctx, r.caller(), r.agency(), in, webhookSecretChoice(c))
-	var ie *webhooks.InputError
+	var ie *validation.Error
 	if errors.As(err, &ie) {
 		return h.renderForm(c, http.StatusUnprocessableEntity, "", form, events, ie.Fields)
 	}
@@ -272,7 +273,7 @@ func (h *Webhooks) Update(c echo.Context) error {
 		}
 	}
 	_, err = h.Svc.Update(r.ctx, r.caller(), r.agency(), e.ID, in)
-	var ie *webhooks.InputError
+	var ie *validation.Error
 	if errors.As(err, &ie) {
 		return h.renderForm(c, http.StatusUnprocessableEntity, itoa(e.ID), form, events, ie.Fields)
 	}
@@ -387,7 +388,7 @@ func (h *Webhooks) SetSecret(c echo.Context) error {
 		return h.secretForm(c, http.StatusUnprocessableEntity, e, form, views.FieldErrors{"confirm": webhookConfirmMismatch})
 	}
 	sec, updated, err := h.Svc.SetSecret(r.ctx, r.caller(), r.agency(), e.ID, version, sc)
-	var ie *webhooks.InputError
+	var ie *validation.Error
 	if errors.As(err, &ie) {
 		return h.secretForm(c, http.StatusUnprocessableEntity, e, form, ie.Fields)
 	}
