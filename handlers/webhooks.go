@@ -346,7 +346,7 @@ func (h *Webhooks) Delete(c echo.Context) error {
 	return SeeOther(c, agencyPath(r.scope, "webhooks"))
 }
 
-func (h *Webhooks) secretForm(c echo.Context, status int, e models.WebhookEndpoint, form map[string]string, errs views.FieldErrors) error {
+func (h *Webhooks) setSecretConfirm(c echo.Context, status int, e models.WebhookEndpoint, form map[string]string, errs views.FieldErrors) error {
 	d := views.WebhookSecretFormData{ID: itoa(e.ID), Name: e.Name, Form: form, Errs: errs}
 	if e.InOverlap(h.Clock()) {
 		d.InOverlap, d.OverlapEnds = true, views.When(*e.OverlapEndsAt)
@@ -355,13 +355,14 @@ func (h *Webhooks) secretForm(c echo.Context, status int, e models.WebhookEndpoi
 	return Render(c, status, views.WebhookSecretForm(h.Page(c, "New secret for "+e.Name, "webhooks"), d))
 }
 
-// SecretForm shows the form to set a new secret (recent sign-in required).
-func (h *Webhooks) SecretForm(c echo.Context) error {
+// SetSecretConfirm shows the form that sets a new secret once the
+// endpoint's name is typed (recent sign-in required).
+func (h *Webhooks) SetSecretConfirm(c echo.Context) error {
 	_, e, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
-	return h.secretForm(c, http.StatusOK, e, map[string]string{"secret_source": "generate", "overlap_hours": strconv.Itoa(int(webhooks.DefaultOverlap.Hours())),
+	return h.setSecretConfirm(c, http.StatusOK, e, map[string]string{"secret_source": "generate", "overlap_hours": strconv.Itoa(int(webhooks.DefaultOverlap.Hours())),
 		"version": itoa(e.SecretVersion)}, nil)
 }
 
@@ -385,12 +386,12 @@ func (h *Webhooks) SetSecret(c echo.Context) error {
 		sc.Overlap = time.Duration(hours) * time.Hour
 	}
 	if !webhookConfirmed(c, e.Name) {
-		return h.secretForm(c, http.StatusUnprocessableEntity, e, form, views.FieldErrors{"confirm": webhookConfirmMismatch})
+		return h.setSecretConfirm(c, http.StatusUnprocessableEntity, e, form, views.FieldErrors{"confirm": webhookConfirmMismatch})
 	}
 	sec, updated, err := h.Svc.SetSecret(r.ctx, r.caller(), r.agency(), e.ID, version, sc)
 	var ie *validation.Error
 	if errors.As(err, &ie) {
-		return h.secretForm(c, http.StatusUnprocessableEntity, e, form, ie.Fields)
+		return h.setSecretConfirm(c, http.StatusUnprocessableEntity, e, form, ie.Fields)
 	}
 	if errors.Is(err, webhooks.ErrChanged) {
 		noStore(c)
