@@ -103,28 +103,25 @@ func New(ctx context.Context, cfg Config, opt Options) (*App, error) {
 		Logger: c.Log, Auth: authSvc, Agencies: c.AgencySvc, Users: c.Users, Audit: c.Audits,
 		Providers: web.ProviderChoices(cfg.Web.Providers), Clock: c.Clock,
 		Tiles: []handlers.TileSource{
-			(&handlers.APICredentials{Svc: creds.Service}).Tile,
+			handlers.NewAPICredentials(tileBase, creds.Service, "").Tiles,
 			handlers.NewSSHKeys(tileBase, ssh.Service).Tiles,
-			handlers.WebhookTiles(hooks.Service),
-			(&handlers.Hygiene{Handler: tileBase, Policies: policies, Inventory: inv, Providers: idpPages}).Tiles,
+			handlers.NewWebhooks(tileBase, hooks.Service).Tiles,
+			handlers.NewHygiene(tileBase, inv, policies, idpPages).Tiles,
 		},
 	})
-	credPages := &handlers.APICredentials{Handler: h, Svc: creds.Service, Policies: policies, TokenURL: cfg.Web.BaseURL + oauth.TokenPath}
+	credPages := handlers.NewAPICredentials(h, creds.Service, cfg.Web.BaseURL+oauth.TokenPath)
 	tokenPages := &handlers.OAuthToken{Endpoint: creds.Endpoint, Issuer: creds.Issuer, BaseURL: cfg.Web.BaseURL, Logger: c.Log}
-	auditPages := &handlers.AuditLog{
-		Handler:  h,
-		Exporter: audit.NewExporter(c.Audits, c.Recorder, c.Clock),
-		// A page shows a result at most 15 seconds old, bringing it up to date
-		// over the new records, and re-verifies whole chains every 10 minutes.
-		Chain: audit.NewChainMonitor(audit.NewVerifier(c.Audits), 15*time.Second, 10*time.Minute, c.Clock),
-	}
+	// A page shows a chain result at most 15 seconds old, bringing it up to
+	// date over the new records, and re-verifies whole chains every 10 minutes.
+	auditPages := handlers.NewAuditLog(h, audit.NewExporter(c.Audits, c.Recorder, c.Clock),
+		audit.NewChainMonitor(audit.NewVerifier(c.Audits), 15*time.Second, 10*time.Minute, c.Clock))
 	mounts := append(append([]func(e *echo.Echo, r *web.Router){}, opt.Mount...),
 		web.APICredentialsRoutes(credPages, tokenPages),
 		web.AuditRoutes(auditPages),
 		web.WebhooksRoutes(handlers.NewWebhooks(h, hooks.Service)),
 		web.SSHKeysRoutes(handlers.NewSSHKeys(h, ssh.Service)),
-		web.PolicyRoutes(&handlers.Hygiene{Handler: h, Policies: policies, Inventory: inv, Providers: idpPages}),
-		web.ReportsRoutes(&handlers.Reports{Handler: h, Reports: reps}),
+		web.PolicyRoutes(handlers.NewHygiene(h, inv, policies, idpPages)),
+		web.ReportsRoutes(handlers.NewReports(h, reps)),
 	)
 
 	// A database that answers may still refuse writes (a full disk, a
@@ -140,7 +137,7 @@ func New(ctx context.Context, cfg Config, opt Options) (*App, error) {
 		return nil, err
 	}
 	srv, err := web.New(cfg.Web, web.Deps{Logger: c.Log, Auth: authSvc, Handlers: h, Ready: ready, Mount: mounts,
-		ErrorMappers: errorMappers(), Metrics: metrics, MetricsToken: cfg.Metrics.Token})
+		Metrics: metrics, MetricsToken: cfg.Metrics.Token})
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"keyconsole/services/audit"
 	"keyconsole/services/oauth"
 	"keyconsole/services/policy"
+	"keyconsole/services/validation"
 	"keyconsole/views"
 )
 
@@ -29,20 +30,18 @@ const historyLimit = 50
 type APICredentials struct {
 	*Handler
 	Svc *apiclients.Service
-	// Policies is the agencies' policy source, the one Svc measures
-	// credentials against. The list page reads the policy through Svc, once,
-	// for both its tables and the rotation period it states.
-	Policies policy.Source
 	// TokenURL is the public URL of the token endpoint.
 	TokenURL string
 }
 
-func (h *APICredentials) credentialsPath(s Scope) string {
-	return "/a/" + s.Agency.Slug + "/api-credentials"
+// NewAPICredentials returns the API credential pages; tokenURL is the
+// public URL of the token endpoint the pages tell clients to use.
+func NewAPICredentials(h *Handler, svc *apiclients.Service, tokenURL string) *APICredentials {
+	return &APICredentials{Handler: h, Svc: svc, TokenURL: tokenURL}
 }
 
 func (h *APICredentials) row(s Scope, c apiclients.Credential) views.APICredentialRow {
-	return credentialRow(h.credentialsPath(s), c)
+	return credentialRow(agencyPath(s, "api-credentials"), c)
 }
 
 // credentialRow is a credential as a row of the pages under base, the
@@ -139,9 +138,9 @@ const credentialPageSize = 25
 // first, one keyset page per table ("staging_before" and
 // "production_before" carry each table's cursor).
 func (h *APICredentials) List(c echo.Context) error {
-	s, _ := ScopeOf(c)
-	ctx := c.Request().Context()
-	base := h.credentialsPath(s)
+	r := h.req(c)
+	s, ctx := r.scope, r.ctx
+	base := agencyPath(s, "api-credentials")
 	q := c.QueryParams()
 	// The agency's policy is read once: both tables are measured against it
 	// and the page states its rotation period.
@@ -210,8 +209,8 @@ func (h *APICredentials) renderNew(c echo.Context, status int, f views.APICreden
 // secret, once. The secret is rendered into this response only: never a
 // redirect, a URL, a flash or the session.
 func (h *APICredentials) Create(c echo.Context) error {
-	s, _ := ScopeOf(c)
-	pr, _ := PrincipalOf(c)
+	r := h.req(c)
+	s := r.scope
 	in := apiclients.CreateInput{
 		Name:        c.FormValue("name"),
 		Description: c.FormValue("description"),
@@ -219,8 +218,8 @@ func (h *APICredentials) Create(c echo.Context) error {
 		Expires:     c.FormValue("expires"),
 		Nonce:       c.FormValue("nonce"),
 	}
-	cred, secret, err := h.Svc.Create(c.Request().Context(), pr.Actor(), Origin(c), s.Agency.ID, in)
-	var ve *apiclients.ValidationError
+	cred, secret, err := h.Svc.Create(r.ctx, r.actor, r.origin, r.agency(), in)
+	var ve *validation.Error
 	var ae *apiclients.AlreadySubmittedError
 	switch {
 	case errors.As(err, &ve):
@@ -228,7 +227,7 @@ func (h *APICredentials) Create(c echo.Context) error {
 		return h.renderNew(c, http.StatusUnprocessableEntity, f, ve.Fields)
 	case errors.As(err, &ae):
 		noStore(c)
-		path := h.credentialsPath(s) + "/" + strconv.FormatInt(ae.Credential.ID, 10)
+		path := agencyPath(s, "api-credentials", itoa(ae.Credential.ID))
 		return Render(c, http.StatusConflict, views.APICredentialAlreadyShown(h.Page(c, "Already created", "api"), "Credential "+ae.Credential.Name+" was already created", path))
 	case err != nil:
 		return err
@@ -250,7 +249,7 @@ func (h *APICredentials) renderSecret(c echo.Context, s Scope, cred models.APICr
 		TokenURL:    h.TokenURL,
 		EnvFileName: envFileName(s.Agency.Slug, cred.Name, cred.Environment),
 		EnvDataURL:  templ.SafeURL("data:text/plain;charset=utf-8;base64," + base64.StdEncoding.EncodeToString([]byte(env))),
-		DetailPath:  h.credentialsPath(s) + "/" + strconv.FormatInt(cred.ID, 10),
+		DetailPath:  agencyPath(s, "api-credentials", itoa(cred.ID)),
 		Regenerated: regenerated,
 	}
 	title := "Credential created"
@@ -258,13 +257,6 @@ func (h *APICredentials) renderSecret(c echo.Context, s Scope, cred models.APICr
 		title = "Secret regenerated"
 	}
 	return Render(c, http.StatusOK, views.APICredentialSecret(h.Page(c, title, "api"), shown))
-}
-
-// noStore keeps a response out of every cache, the browser's included.
-func noStore(c echo.Context) {
-	h := c.Response().Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
 }
 
 var fileNameUnsafe = regexp.MustCompile(`[^a-z0-9]+`)
@@ -292,29 +284,31 @@ func envComment(s string) string {
 	}, s)
 }
 
-func (h *APICredentials) load(c echo.Context) (Scope, apiclients.Credential, error) {
-	s, _ := ScopeOf(c)
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return s, apiclients.Credential{}, ErrNotFound
-	}
-	cred, err := h.Svc.Get(c.Request().Context(), s.Agency.ID, id)
+// load resolves :id to one of the agency's credentials; anything else is
+// the one 404.
+func (h *APICredentials) load(c echo.Context) (request, apiclients.Credential, error) {
+	r := h.req(c)
+	id, err := pathID(c, "id")
 	if err != nil {
-		return s, apiclients.Credential{}, notFoundOr(err)
+		return r, apiclients.Credential{}, err
 	}
-	return s, cred, nil
+	cred, err := h.Svc.Get(r.ctx, r.agency(), id)
+	if err != nil {
+		return r, apiclients.Credential{}, notFoundOr(err)
+	}
+	return r, cred, nil
 }
 
 // Show is a credential's page with its history (for admins and reviewers).
 func (h *APICredentials) Show(c echo.Context) error {
-	s, cred, err := h.load(c)
+	r, cred, err := h.load(c)
 	if err != nil {
 		return err
 	}
 	p := h.Page(c, cred.Name, "api")
-	d := views.APICredentialDetail{Row: h.row(s, cred), Description: cred.Description, ShowHistory: p.CanReview(), TokenURL: h.TokenURL}
+	d := views.APICredentialDetail{Row: h.row(r.scope, cred), Description: cred.Description, ShowHistory: p.CanReview(), TokenURL: h.TokenURL}
 	if d.ShowHistory {
-		evs, err := h.Svc.History(c.Request().Context(), s.Agency.ID, cred.ID, historyLimit)
+		evs, err := h.Svc.History(r.ctx, r.agency(), cred.ID, historyLimit)
 		if err != nil {
 			return notFoundOr(err)
 		}
@@ -335,29 +329,29 @@ func (h *APICredentials) confirm(s Scope, cred apiclients.Credential, action str
 
 // RegenerateConfirm asks the admin to type the credential's name.
 func (h *APICredentials) RegenerateConfirm(c echo.Context) error {
-	s, cred, err := h.load(c)
+	r, cred, err := h.load(c)
 	if err != nil {
 		return err
 	}
 	if cred.Status != apiclients.StatusActive {
 		h.Flashf(c, "error", "Only an active credential can be regenerated.")
-		return SeeOther(c, h.credentialsPath(s)+"/"+c.Param("id"))
+		return SeeOther(c, agencyPath(r.scope, "api-credentials", c.Param("id")))
 	}
-	return Render(c, http.StatusOK, views.APICredentialRegenerate(h.Page(c, "Regenerate "+cred.Name, "api"), h.confirm(s, cred, "regenerate"), nil))
+	return Render(c, http.StatusOK, views.APICredentialRegenerate(h.Page(c, "Regenerate "+cred.Name, "api"), h.confirm(r.scope, cred, "regenerate"), nil))
 }
 
 // Regenerate replaces the secret and shows the new one, once.
 func (h *APICredentials) Regenerate(c echo.Context) error {
-	s, cred, err := h.load(c)
+	r, cred, err := h.load(c)
 	if err != nil {
 		return err
 	}
-	pr, _ := PrincipalOf(c)
+	s := r.scope
 	version, _ := strconv.ParseInt(c.FormValue("version"), 10, 64)
 	in := apiclients.RegenerateInput{ConfirmName: c.FormValue("confirm_name"), Version: version}
-	out, secret, err := h.Svc.Regenerate(c.Request().Context(), pr.Actor(), Origin(c), s.Agency.ID, cred.ID, in)
-	var ve *apiclients.ValidationError
-	detail := h.credentialsPath(s) + "/" + strconv.FormatInt(cred.ID, 10)
+	out, secret, err := h.Svc.Regenerate(r.ctx, r.actor, r.origin, r.agency(), cred.ID, in)
+	var ve *validation.Error
+	detail := agencyPath(s, "api-credentials", itoa(cred.ID))
 	switch {
 	case errors.As(err, &ve):
 		cf := h.confirm(s, cred, "regenerate")
@@ -377,26 +371,25 @@ func (h *APICredentials) Regenerate(c echo.Context) error {
 
 // RevokeConfirm asks the admin to confirm a revocation.
 func (h *APICredentials) RevokeConfirm(c echo.Context) error {
-	s, cred, err := h.load(c)
+	r, cred, err := h.load(c)
 	if err != nil {
 		return err
 	}
 	if cred.Status == apiclients.StatusRevoked {
 		h.Flashf(c, "info", "This credential is already revoked.")
-		return SeeOther(c, h.credentialsPath(s)+"/"+c.Param("id"))
+		return SeeOther(c, agencyPath(r.scope, "api-credentials", c.Param("id")))
 	}
-	return Render(c, http.StatusOK, views.APICredentialRevoke(h.Page(c, "Revoke "+cred.Name, "api"), h.confirm(s, cred, "revoke")))
+	return Render(c, http.StatusOK, views.APICredentialRevoke(h.Page(c, "Revoke "+cred.Name, "api"), h.confirm(r.scope, cred, "revoke")))
 }
 
 // Revoke revokes the credential at once.
 func (h *APICredentials) Revoke(c echo.Context) error {
-	s, cred, err := h.load(c)
+	r, cred, err := h.load(c)
 	if err != nil {
 		return err
 	}
-	pr, _ := PrincipalOf(c)
-	detail := h.credentialsPath(s) + "/" + strconv.FormatInt(cred.ID, 10)
-	_, err = h.Svc.Revoke(c.Request().Context(), pr.Actor(), Origin(c), s.Agency.ID, cred.ID)
+	detail := agencyPath(r.scope, "api-credentials", itoa(cred.ID))
+	_, err = h.Svc.Revoke(r.ctx, r.actor, r.origin, r.agency(), cred.ID)
 	switch {
 	case errors.Is(err, apiclients.ErrRevoked):
 		h.Flashf(c, "info", "This credential was already revoked.")
@@ -408,13 +401,13 @@ func (h *APICredentials) Revoke(c echo.Context) error {
 	return SeeOther(c, detail)
 }
 
-// Tile summarises the agency's credentials on the dashboard.
-func (h *APICredentials) Tile(ctx context.Context, s Scope) ([]views.DashboardTile, error) {
+// Tiles summarises the agency's credentials on the dashboard.
+func (h *APICredentials) Tiles(ctx context.Context, s Scope) ([]views.DashboardTile, error) {
 	sum, err := h.Svc.Summarize(ctx, s.Agency.ID)
 	if err != nil {
 		return nil, err
 	}
-	t := views.DashboardTile{Label: "API credentials", Value: strconv.Itoa(sum.Active), Link: h.credentialsPath(s), Hint: "active"}
+	t := views.DashboardTile{Label: "API credentials", Value: strconv.Itoa(sum.Active), Link: agencyPath(s, "api-credentials"), Hint: "active"}
 	if sum.Overdue > 0 || sum.DueSoon > 0 {
 		t.Hint = strconv.Itoa(sum.Overdue) + " overdue, " + strconv.Itoa(sum.DueSoon) + " due soon for rotation"
 		t.Warn = sum.Overdue > 0

@@ -24,13 +24,19 @@ type AuditLog struct {
 	Chain    *audit.ChainMonitor
 }
 
+// NewAuditLog returns the audit log pages: exporter writes the downloads,
+// chain reports whether the agency's chain verifies.
+func NewAuditLog(h *Handler, exporter *audit.Exporter, chain *audit.ChainMonitor) *AuditLog {
+	return &AuditLog{Handler: h, Exporter: exporter, Chain: chain}
+}
+
 // List shows the agency's audit log, filtered by the query string, newest
 // first, one keyset page at a time ("before" and "after" carry the cursor).
 func (h *AuditLog) List(c echo.Context) error {
-	s, _ := ScopeOf(c)
-	ctx := c.Request().Context()
+	r := h.req(c)
+	s, ctx := r.scope, r.ctx
 	q := c.QueryParams()
-	base := h.auditBase(s)
+	base := agencyPath(s, "audit")
 	d := views.AuditListData{Form: views.AuditFilterForm{From: q.Get("from"), To: q.Get("to"), Actor: q.Get("actor"), Action: q.Get("action"),
 		TargetType: q.Get("target_type"), Target: q.Get("target"), Outcome: q.Get("outcome")}, ClearLink: base}
 	d.Chain = h.chainView(c, s)
@@ -114,16 +120,16 @@ func (h *AuditLog) List(c echo.Context) error {
 // Show displays one event of the agency: every field, its details and hashes.
 // Another agency's event answers 404 exactly like a missing one.
 func (h *AuditLog) Show(c echo.Context) error {
-	s, _ := ScopeOf(c)
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return ErrNotFound
+	r := h.req(c)
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
 	}
-	e, err := h.Audit.ByID(c.Request().Context(), s.Agency.ID, id)
+	e, err := h.Audit.ByID(r.ctx, r.agency(), id)
 	if err != nil {
 		return notFoundOr(err)
 	}
-	d := views.AuditEventData{ID: e.ID, Hash: e.Hash, PrevHash: e.PrevHash, BackLink: h.auditBase(s), Details: audit.DecodeDetails(e.Details)}
+	d := views.AuditEventData{ID: e.ID, Hash: e.Hash, PrevHash: e.PrevHash, BackLink: agencyPath(r.scope, "audit"), Details: audit.DecodeDetails(e.Details)}
 	d.Fields = [][2]string{
 		{"Time (UTC)", e.OccurredAt.UTC().Format(time.RFC3339Nano)},
 		{"Sequence", strconv.FormatInt(e.Seq, 10)},
@@ -147,18 +153,14 @@ func (h *AuditLog) Show(c echo.Context) error {
 // is recorded in the audit log before the first byte is sent.
 func (h *AuditLog) Export(format audit.Format) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		s, _ := ScopeOf(c)
-		pr, _ := PrincipalOf(c)
-		ctx := c.Request().Context()
+		r := h.req(c)
+		s, ctx := r.scope, r.ctx
+		// A refused filter unwraps to a *validation.Error: answered 422.
 		flt, err := audit.ParseFilter(c.QueryParams().Get)
-		var fe *audit.FilterError
-		if errors.As(err, &fe) {
-			return &ValidationError{Fields: fe.Fields}
-		}
 		if err != nil {
 			return err
 		}
-		ex, err := h.Exporter.Start(ctx, audit.ExportRequest{Agency: s.Agency, Filter: flt, Format: format, Actor: pr.Actor(), Origin: Origin(c)})
+		ex, err := h.Exporter.Start(ctx, audit.ExportRequest{Agency: s.Agency, Filter: flt, Format: format, Actor: r.actor, Origin: r.origin})
 		if err != nil {
 			return err
 		}
@@ -166,7 +168,7 @@ func (h *AuditLog) Export(format audit.Format) echo.HandlerFunc {
 		hdr := res.Header()
 		hdr.Set(echo.HeaderContentType, format.ContentType())
 		hdr.Set(echo.HeaderContentDisposition, `attachment; filename="`+ex.Filename()+`"`)
-		hdr.Set("Cache-Control", "no-store")
+		noStore(c)
 		res.WriteHeader(http.StatusOK)
 		// A long export keeps the connection as long as it makes progress:
 		// each batch moves the write deadline on.
@@ -186,8 +188,6 @@ func (h *AuditLog) Export(format audit.Format) echo.HandlerFunc {
 	}
 }
 
-func (h *AuditLog) auditBase(s Scope) string { return "/a/" + s.Agency.Slug + "/audit" }
-
 func (h *AuditLog) chainView(c echo.Context, s Scope) views.ChainView {
 	st, err := h.Chain.Status(c.Request().Context(), s.Agency.ID)
 	if err != nil {
@@ -202,7 +202,7 @@ func (h *AuditLog) chainView(c echo.Context, s Scope) views.ChainView {
 	if st.Break != nil {
 		v.BreakSeq, v.Problem = st.Break.Seq, st.Break.Problem
 		if st.Break.EventID != 0 {
-			v.BreakLink = h.auditBase(s) + "/" + strconv.FormatInt(st.Break.EventID, 10)
+			v.BreakLink = agencyPath(s, "audit", strconv.FormatInt(st.Break.EventID, 10))
 		}
 	}
 	return v

@@ -68,13 +68,6 @@ type Flasher interface {
 	TakeFlash(c echo.Context) *views.Flash
 }
 
-// ValidationError is a refused form: field name to message.
-type ValidationError struct {
-	Fields map[string]string
-}
-
-func (e *ValidationError) Error() string { return "invalid input" }
-
 // ErrNotFound answers 404; another agency's record answers exactly the same.
 var ErrNotFound = echo.NewHTTPError(http.StatusNotFound, "not found")
 

@@ -11,8 +11,8 @@ import (
 
 // Dashboard shows an agency's landing page.
 func (h *Handler) Dashboard(c echo.Context) error {
-	s, _ := ScopeOf(c)
-	ctx := c.Request().Context()
+	r := h.req(c)
+	s, ctx := r.scope, r.ctx
 	d := views.DashboardData{AgencyName: s.Agency.Name, Role: s.Role}
 	members, err := h.Users.Members(ctx, s.Agency.ID)
 	if err != nil {
@@ -77,7 +77,7 @@ func (h *Handler) Home(c echo.Context) error {
 	if err != nil {
 		return notFoundOr(err)
 	}
-	return c.Redirect(http.StatusSeeOther, "/a/"+a.Slug+"/")
+	return c.Redirect(http.StatusSeeOther, agencyPath(Scope{Agency: a}, ""))
 }
 
 // SwitchAgency points the session at another agency.
@@ -91,5 +91,5 @@ func (h *Handler) SwitchAgency(c echo.Context) error {
 	if err := h.Auth.SwitchAgency(ctx, pr, a.ID); err != nil {
 		return notFoundOr(err)
 	}
-	return SeeOther(c, "/a/"+a.Slug+"/")
+	return SeeOther(c, agencyPath(Scope{Agency: a}, ""))
 }

@@ -89,8 +89,8 @@ func newDashStack(tb testing.TB, db *models.DB, p policy.Policy, now time.Time) 
 	st.inv.Add(inventory.IdPSecrets{Expiries: st.pols.IdPSecrets, Providers: []inventory.Provider{{ID: "okta", Label: "Okta", Kind: "okta"}}})
 	st.h = handlers.New(handlers.Deps{Clock: clock})
 	st.hyg = &handlers.Hygiene{Handler: st.h, Policies: st.pols, Inventory: st.inv, Providers: providers}
-	pages := &handlers.APICredentials{Handler: st.h, Svc: st.api, Policies: src}
-	st.tiles = []handlers.TileSource{pages.Tile, handlers.WebhookTiles(st.hooks), st.hyg.Tiles, handlers.NewSSHKeys(st.h, st.keys).Tiles}
+	pages := handlers.NewAPICredentials(st.h, st.api, "")
+	st.tiles = []handlers.TileSource{pages.Tiles, handlers.NewWebhooks(st.h, st.hooks).Tiles, st.hyg.Tiles, handlers.NewSSHKeys(st.h, st.keys).Tiles}
 	return st
 }
 

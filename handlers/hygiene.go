@@ -93,14 +93,14 @@ func (h *Hygiene) rows(base string, rows []inventory.Row, now time.Time) []views
 
 // HygieneShow is the hygiene review of the agency.
 func (h *Hygiene) HygieneShow(c echo.Context) error {
-	s, _ := ScopeOf(c)
+	r := h.req(c)
+	s, ctx := r.scope, r.ctx
 	pr, _ := PrincipalOf(c)
-	ctx := c.Request().Context()
-	rep, items, err := h.Inventory.Report(ctx, s.Agency.ID)
+	rep, items, err := h.Inventory.Report(ctx, r.agency())
 	if err != nil {
 		return err
 	}
-	base := "/a/" + s.Agency.Slug
+	base := agencyPath(s)
 	now := rep.Now
 	p := rep.Policy
 	v := views.HygieneView{
@@ -120,16 +120,16 @@ func (h *Hygiene) HygieneShow(c echo.Context) error {
 			v.CanBulk = true
 		} else {
 			v.NeedsReauth = true
-			v.ReauthPath = ReauthPath(base + "/hygiene")
+			v.ReauthPath = ReauthPath(agencyPath(s, "hygiene"))
 		}
 	}
-	if v.Banners, err = h.idpBanners(ctx, s.Agency.ID, p, s.Agency.Slug); err != nil {
+	if v.Banners, err = h.idpBanners(ctx, s, p); err != nil {
 		return err
 	}
-	for _, r := range inventory.AgeChartRows(items, p, now) {
-		cr := views.ChartRowView{Label: r.Label, Count: strconv.Itoa(r.Count), Limit: strconv.Itoa(r.LimitDays), DueSoon: strconv.Itoa(r.DueSoon), Overdue: strconv.Itoa(r.Overdue), Oldest: "—", Median: "—"}
-		if r.Count > 0 {
-			cr.Oldest, cr.Median = strconv.Itoa(r.OldestDays), strconv.Itoa(r.MedianDays)
+	for _, chart := range inventory.AgeChartRows(items, p, now) {
+		cr := views.ChartRowView{Label: chart.Label, Count: strconv.Itoa(chart.Count), Limit: strconv.Itoa(chart.LimitDays), DueSoon: strconv.Itoa(chart.DueSoon), Overdue: strconv.Itoa(chart.Overdue), Oldest: "—", Median: "—"}
+		if chart.Count > 0 {
+			cr.Oldest, cr.Median = strconv.Itoa(chart.OldestDays), strconv.Itoa(chart.MedianDays)
 		}
 		v.ChartRows = append(v.ChartRows, cr)
 	}
@@ -149,21 +149,21 @@ func (h *Hygiene) HygieneShow(c echo.Context) error {
 // selectedItems returns the agency's items named by the request's "item"
 // values; any key naming no revocable item of the agency answers 404.
 func (h *Hygiene) selectedItems(c echo.Context, keys []string) ([]views.HygieneRow, []string, error) {
-	s, _ := ScopeOf(c)
-	ctx := c.Request().Context()
+	r := h.req(c)
+	ctx := r.ctx
 	if len(keys) > 500 {
 		return nil, nil, echo.NewHTTPError(http.StatusRequestEntityTooLarge, "too many items")
 	}
-	items, err := h.Inventory.Find(ctx, s.Agency.ID, keys)
+	items, err := h.Inventory.Find(ctx, r.agency(), keys)
 	if err != nil {
 		return nil, nil, notFoundOr(err)
 	}
-	p, err := h.Policies.Policy(ctx, s.Agency.ID)
+	p, err := h.Policies.Policy(ctx, r.agency())
 	if err != nil {
 		return nil, nil, err
 	}
 	now := h.Inventory.Now()
-	base := "/a/" + s.Agency.Slug
+	base := agencyPath(r.scope)
 	var rows []views.HygieneRow
 	var clean []string
 	for _, it := range items {
@@ -178,19 +178,19 @@ func (h *Hygiene) selectedItems(c echo.Context, keys []string) ([]views.HygieneR
 
 // RevokeConfirm asks to confirm the revocation of the selected credentials.
 func (h *Hygiene) RevokeConfirm(c echo.Context) error {
-	s, _ := ScopeOf(c)
+	r := h.req(c)
 	keys := c.QueryParams()["item"]
 	rows, _, err := h.selectedItems(c, keys)
 	if err != nil {
 		return err
 	}
-	return Render(c, http.StatusOK, views.RevokeConfirm(h.Page(c, "Revoke credentials", "hygiene"), views.RevokeConfirmView{Rows: rows, Slug: s.Agency.Slug}))
+	return Render(c, http.StatusOK, views.RevokeConfirm(h.Page(c, "Revoke credentials", "hygiene"), views.RevokeConfirmView{Rows: rows, Slug: r.scope.Agency.Slug}))
 }
 
 // RevokeSelected revokes the confirmed credentials as one linked operation.
 func (h *Hygiene) RevokeSelected(c echo.Context) error {
-	s, _ := ScopeOf(c)
-	pr, _ := PrincipalOf(c)
+	r := h.req(c)
+	s := r.scope
 	form, err := c.FormParams()
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, "bad form")
@@ -214,7 +214,7 @@ func (h *Hygiene) RevokeSelected(c echo.Context) error {
 		return Render(c, http.StatusUnprocessableEntity, views.RevokeConfirm(h.Page(c, "Revoke credentials", "hygiene"),
 			views.RevokeConfirmView{Rows: rows, Slug: s.Agency.Slug, Reason: reason, Errors: errs}))
 	}
-	op, err := h.Inventory.BulkRevoke(c.Request().Context(), inventory.BulkRevoke{AgencyID: s.Agency.ID, Actor: pr.Actor(), Origin: Origin(c), Keys: keys, Reason: reason})
+	op, err := h.Inventory.BulkRevoke(r.ctx, inventory.BulkRevoke{AgencyID: r.agency(), Actor: r.actor, Origin: r.origin, Keys: keys, Reason: reason})
 	if err != nil {
 		return notFoundOr(err)
 	}
@@ -223,7 +223,7 @@ func (h *Hygiene) RevokeSelected(c echo.Context) error {
 	} else {
 		h.Flashf(c, "success", fmt.Sprintf("%d credentials revoked.", len(op.Results)))
 	}
-	return SeeOther(c, "/a/"+s.Agency.Slug+"/operations/"+op.ID)
+	return SeeOther(c, agencyPath(s, "operations", op.ID))
 }
 
 var actionLabels = map[string]string{
@@ -284,10 +284,10 @@ func operationView(id string, recs []inventory.OperationRecord) views.OperationV
 
 // Operation shows the printable summary of a linked operation.
 func (h *Hygiene) Operation(c echo.Context) error {
-	s, _ := ScopeOf(c)
-	recs, err := h.Inventory.OperationLog(c.Request().Context(), s.Agency.ID, c.Param("op"))
+	r := h.req(c)
+	recs, err := h.Inventory.OperationLog(r.ctx, r.agency(), c.Param("op"))
 	if err != nil {
-		return operationErr(err)
+		return notFoundOr(err)
 	}
 	v := operationView(c.Param("op"), recs)
 	return Render(c, http.StatusOK, views.OperationSummary(h.Page(c, v.Kind+" summary", "policy"), v))

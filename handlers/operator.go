@@ -7,7 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"keyconsole/services/agencies"
+	"keyconsole/services/validation"
 	"keyconsole/views"
 )
 
@@ -30,10 +30,10 @@ func (h *Handler) renderAgencies(c echo.Context, status int, form map[string]str
 
 // OperatorAgencyCreate creates an agency.
 func (h *Handler) OperatorAgencyCreate(c echo.Context) error {
-	pr, _ := PrincipalOf(c)
+	r := h.req(c)
 	form := map[string]string{"slug": c.FormValue("slug"), "name": c.FormValue("name")}
-	a, err := h.Agencies.Create(c.Request().Context(), pr.Actor(), Origin(c), form["slug"], form["name"])
-	var ve *agencies.ValidationError
+	a, err := h.Agencies.Create(r.ctx, r.actor, r.origin, form["slug"], form["name"])
+	var ve *validation.Error
 	if errors.As(err, &ve) {
 		return h.renderAgencies(c, http.StatusUnprocessableEntity, form, ve.Fields)
 	}
@@ -68,9 +68,8 @@ func (h *Handler) renderAgency(c echo.Context, status int, form map[string]strin
 
 // OperatorMappingCreate adds a mapping.
 func (h *Handler) OperatorMappingCreate(c echo.Context) error {
-	pr, _ := PrincipalOf(c)
-	ctx := c.Request().Context()
-	a, err := h.Agencies.BySlug(ctx, c.Param("slug"))
+	r := h.req(c)
+	a, err := h.Agencies.BySlug(r.ctx, c.Param("slug"))
 	if err != nil {
 		return notFoundOr(err)
 	}
@@ -82,8 +81,8 @@ func (h *Handler) OperatorMappingCreate(c echo.Context) error {
 	if !known {
 		return h.renderAgency(c, http.StatusUnprocessableEntity, form, views.FieldErrors{"provider": "Choose one of the configured sign-in providers."})
 	}
-	_, err = h.Agencies.Map(ctx, pr.Actor(), Origin(c), a.ID, form["provider"], form["group"], form["role"])
-	var ve *agencies.ValidationError
+	_, err = h.Agencies.Map(r.ctx, r.actor, r.origin, a.ID, form["provider"], form["group"], form["role"])
+	var ve *validation.Error
 	if errors.As(err, &ve) {
 		return h.renderAgency(c, http.StatusUnprocessableEntity, form, ve.Fields)
 	}
@@ -96,17 +95,16 @@ func (h *Handler) OperatorMappingCreate(c echo.Context) error {
 
 // OperatorMappingDelete removes a mapping.
 func (h *Handler) OperatorMappingDelete(c echo.Context) error {
-	pr, _ := PrincipalOf(c)
-	ctx := c.Request().Context()
-	a, err := h.Agencies.BySlug(ctx, c.Param("slug"))
+	r := h.req(c)
+	a, err := h.Agencies.BySlug(r.ctx, c.Param("slug"))
 	if err != nil {
 		return notFoundOr(err)
 	}
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	id, err := pathID(c, "id")
 	if err != nil {
-		return ErrNotFound
+		return err
 	}
-	if err := h.Agencies.Unmap(ctx, pr.Actor(), Origin(c), a.ID, id); err != nil {
+	if err := h.Agencies.Unmap(r.ctx, r.actor, r.origin, a.ID, id); err != nil {
 		return notFoundOr(err)
 	}
 	h.Flashf(c, "success", "Mapping removed.")

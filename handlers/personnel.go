@@ -25,8 +25,8 @@ func memberStatus(u models.User) string {
 
 // PersonnelIndex lists the agency's users to start a personnel change.
 func (h *Hygiene) PersonnelIndex(c echo.Context) error {
-	s, _ := ScopeOf(c)
-	members, err := h.Inventory.Members(c.Request().Context(), s.Agency.ID)
+	r := h.req(c)
+	members, err := h.Inventory.Members(r.ctx, r.agency())
 	if err != nil {
 		return err
 	}
@@ -38,20 +38,13 @@ func (h *Hygiene) PersonnelIndex(c echo.Context) error {
 	return Render(c, http.StatusOK, views.PersonnelIndex(h.Page(c, "Personnel change", "policy"), v))
 }
 
-func (h *Hygiene) memberID(c echo.Context) (int64, error) {
-	id, err := strconv.ParseInt(c.Param("user"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, ErrNotFound
-	}
-	return id, nil
-}
-
 // reviewView builds the personnel review of a user; actions, when given,
 // are the admin's choices to show again.
 func (h *Hygiene) reviewView(c echo.Context, userID int64, actions map[string]string) (views.PersonnelReviewView, inventory.Review, error) {
-	s, _ := ScopeOf(c)
+	r := h.req(c)
+	s := r.scope
 	pr, _ := PrincipalOf(c)
-	rv, err := h.Inventory.Review(c.Request().Context(), s.Agency.ID, userID)
+	rv, err := h.Inventory.Review(r.ctx, r.agency(), userID)
 	if err != nil {
 		return views.PersonnelReviewView{}, rv, notFoundOr(err)
 	}
@@ -68,7 +61,7 @@ func (h *Hygiene) reviewView(c echo.Context, userID int64, actions map[string]st
 		v.DeactivateBlocked = fmt.Sprintf("This person also holds a role in %d other agencies; ask a platform operator to deactivate them, or have their identity-provider groups changed.", rv.OtherAgencies)
 		v.ReenableBlocked = fmt.Sprintf("This person also holds a role in %d other agencies; only a platform operator can re-enable them.", rv.OtherAgencies)
 	}
-	base := "/a/" + s.Agency.Slug
+	base := agencyPath(s)
 	for _, e := range rv.Entries {
 		row := views.PersonnelEntryRow{Key: e.Key(), Name: e.Name, Extra: e.Extra, TypeLabel: policy.TypeLabel(e.Type), Environment: e.Environment,
 			Status: e.Status, Active: e.Active() && h.revocable(e.Type), CanRotate: e.CanRotate}
@@ -108,7 +101,7 @@ func (h *Hygiene) reviewView(c echo.Context, userID int64, actions map[string]st
 
 // PersonnelReview shows one user's credentials and the change form.
 func (h *Hygiene) PersonnelReview(c echo.Context) error {
-	id, err := h.memberID(c)
+	id, err := pathID(c, "user")
 	if err != nil {
 		return err
 	}
@@ -124,9 +117,10 @@ func (h *Hygiene) PersonnelReview(c echo.Context) error {
 // as one linked operation and shows its summary, with any new secret shown
 // once (the response is never cached).
 func (h *Hygiene) PersonnelApply(c echo.Context) error {
-	s, _ := ScopeOf(c)
+	r := h.req(c)
+	s := r.scope
 	pr, _ := PrincipalOf(c)
-	id, err := h.memberID(c)
+	id, err := pathID(c, "user")
 	if err != nil {
 		return err
 	}
@@ -165,8 +159,8 @@ func (h *Hygiene) PersonnelApply(c echo.Context) error {
 	}
 	var res inventory.PersonnelResult
 	if len(errs) == 0 {
-		res, err = h.Inventory.Personnel(c.Request().Context(), inventory.PersonnelChange{AgencyID: s.Agency.ID, AgencyName: s.Agency.Name,
-			Actor: pr.Actor(), ActorID: pr.User.ID, Origin: Origin(c), UserID: id, Actions: actions, Deactivate: deactivate, Reason: reason})
+		res, err = h.Inventory.Personnel(r.ctx, inventory.PersonnelChange{AgencyID: r.agency(), AgencyName: s.Agency.Name,
+			Actor: r.actor, ActorID: pr.User.ID, Origin: r.origin, UserID: id, Actions: actions, Deactivate: deactivate, Reason: reason})
 		switch {
 		case errors.Is(err, inventory.ErrSelf), errors.Is(err, inventory.ErrOperator), errors.Is(err, inventory.ErrOtherAgencies):
 			errs["deactivate"] = "This person cannot be deactivated here; see step 2."
@@ -184,19 +178,19 @@ func (h *Hygiene) PersonnelApply(c echo.Context) error {
 		v.Deactivate, v.Reason, v.Errors = deactivate, reason, errs
 		return Render(c, http.StatusUnprocessableEntity, views.PersonnelReview(h.Page(c, "Personnel change: "+v.Name, "policy"), v))
 	}
-	recs, err := h.Inventory.OperationLog(c.Request().Context(), s.Agency.ID, res.ID)
+	recs, err := h.Inventory.OperationLog(r.ctx, r.agency(), res.ID)
 	if err != nil {
 		return err
 	}
 	v := operationView(res.ID, recs)
-	for _, r := range res.Results {
-		if r.Rotation == nil || r.Rotation.NewSecret == nil {
+	for _, done := range res.Results {
+		if done.Rotation == nil || done.Rotation.NewSecret == nil {
 			continue
 		}
-		v.Secrets = append(v.Secrets, views.NewSecretView{Name: r.Item.Name, TypeLabel: policy.TypeLabel(r.Item.Type),
-			Label: r.Rotation.SecretLabel, Value: r.Rotation.NewSecret.Reveal(), Note: r.Rotation.Note})
+		v.Secrets = append(v.Secrets, views.NewSecretView{Name: done.Item.Name, TypeLabel: policy.TypeLabel(done.Item.Type),
+			Label: done.Rotation.SecretLabel, Value: done.Rotation.NewSecret.Reveal(), Note: done.Rotation.Note})
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
+	noStore(c)
 	return Render(c, http.StatusOK, views.OperationSummary(h.Page(c, "Personnel change summary", "policy"), v))
 }
 
@@ -213,14 +207,14 @@ func reasonError(reason string) string {
 // the people the admin may deactivate (this agency's alone, not a platform
 // operator); anyone else is re-enabled by a platform operator. Audited.
 func (h *Hygiene) PersonnelReenable(c echo.Context) error {
-	s, _ := ScopeOf(c)
+	r := h.req(c)
 	pr, _ := PrincipalOf(c)
-	id, err := h.memberID(c)
+	id, err := pathID(c, "user")
 	if err != nil {
 		return err
 	}
 	// Like deactivating, it needs a recent sign-in; back to the review page.
-	if ok, err := h.recentOr(c, "/a/"+s.Agency.Slug+"/personnel/"+itoa(id)); !ok {
+	if ok, err := h.recentOr(c, agencyPath(r.scope, "personnel", itoa(id))); !ok {
 		return err
 	}
 	reason := strings.TrimSpace(c.FormValue("reenable_reason"))
@@ -228,12 +222,12 @@ func (h *Hygiene) PersonnelReenable(c echo.Context) error {
 	if msg := reasonError(reason); msg != "" {
 		errs["reenable_reason"] = msg
 	} else {
-		u, err := h.Inventory.Reenable(c.Request().Context(), inventory.ReenableChange{AgencyID: s.Agency.ID, Actor: pr.Actor(), ActorID: pr.User.ID,
-			Origin: Origin(c), UserID: id, Reason: reason})
+		u, err := h.Inventory.Reenable(r.ctx, inventory.ReenableChange{AgencyID: r.agency(), Actor: r.actor, ActorID: pr.User.ID,
+			Origin: r.origin, UserID: id, Reason: reason})
 		switch {
 		case err == nil:
 			h.Flashf(c, "success", u.Display()+" can sign in again, with the roles their identity-provider groups give them.")
-			return SeeOther(c, "/a/"+s.Agency.Slug+"/personnel/"+itoa(id))
+			return SeeOther(c, agencyPath(r.scope, "personnel", itoa(id)))
 		case errors.Is(err, inventory.ErrSelf), errors.Is(err, inventory.ErrOperator), errors.Is(err, inventory.ErrOtherAgencies):
 			errs["reenable_reason"] = "This person cannot be re-enabled here; ask a platform operator."
 		case errors.Is(err, inventory.ErrNotDisabled):
@@ -292,8 +286,9 @@ func (h *Hygiene) renderOperatorUsers(c echo.Context, status int, reasons map[st
 // OperatorUserEnable re-enables any deactivated user (platform operators
 // only), audited in the platform chain and every agency of the user.
 func (h *Hygiene) OperatorUserEnable(c echo.Context) error {
+	r := h.req(c)
 	pr, _ := PrincipalOf(c)
-	id, err := h.memberID(c)
+	id, err := pathID(c, "user")
 	if err != nil {
 		return err
 	}
@@ -305,8 +300,8 @@ func (h *Hygiene) OperatorUserEnable(c echo.Context) error {
 	if msg := reasonError(reason); msg != "" {
 		return h.renderOperatorUsers(c, http.StatusUnprocessableEntity, map[string]string{itoa(id): reason}, views.FieldErrors{key: msg})
 	}
-	u, err := h.Inventory.Reenable(c.Request().Context(), inventory.ReenableChange{AgencyID: models.PlatformAgencyID, Actor: pr.Actor(), ActorID: pr.User.ID,
-		Origin: Origin(c), UserID: id, Reason: reason})
+	u, err := h.Inventory.Reenable(r.ctx, inventory.ReenableChange{AgencyID: models.PlatformAgencyID, Actor: r.actor, ActorID: pr.User.ID,
+		Origin: r.origin, UserID: id, Reason: reason})
 	switch {
 	case errors.Is(err, inventory.ErrNotDisabled):
 		return h.renderOperatorUsers(c, http.StatusUnprocessableEntity, nil, views.FieldErrors{key: u.Display() + " is not deactivated."})

@@ -11,9 +11,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"keyconsole/models"
 	"keyconsole/services/inventory"
 	"keyconsole/services/policy"
+	"keyconsole/services/validation"
 	"keyconsole/views"
 )
 
@@ -30,6 +30,12 @@ type Hygiene struct {
 	Policies  *policy.Service
 	Inventory *inventory.Service
 	Providers []IdPProvider
+}
+
+// NewHygiene returns the policy and hygiene pages; providers are the
+// sign-in providers whose client secret expiry agencies track.
+func NewHygiene(h *Handler, inv *inventory.Service, pol *policy.Service, providers []IdPProvider) *Hygiene {
+	return &Hygiene{Handler: h, Policies: pol, Inventory: inv, Providers: providers}
 }
 
 func (h *Hygiene) now() time.Time { return h.Clock().UTC() }
@@ -87,8 +93,8 @@ func (h *Hygiene) policyView(ctx context.Context, agencyID int64, form *policy.P
 
 // PolicyShow shows the agency's rotation policy (everyone reads; admins edit).
 func (h *Hygiene) PolicyShow(c echo.Context) error {
-	s, _ := ScopeOf(c)
-	v, err := h.policyView(c.Request().Context(), s.Agency.ID, nil, nil)
+	r := h.req(c)
+	v, err := h.policyView(r.ctx, r.agency(), nil, nil)
 	if err != nil {
 		return err
 	}
@@ -98,10 +104,10 @@ func (h *Hygiene) PolicyShow(c echo.Context) error {
 // PolicyUpdate applies a preset or saves custom values. A refused value
 // re-renders the form with each field's message (422) and changes nothing.
 func (h *Hygiene) PolicyUpdate(c echo.Context) error {
-	s, _ := ScopeOf(c)
+	r := h.req(c)
+	s, ctx := r.scope, r.ctx
 	pr, _ := PrincipalOf(c)
-	ctx := c.Request().Context()
-	cur, err := h.Policies.Policy(ctx, s.Agency.ID)
+	cur, err := h.Policies.Policy(ctx, r.agency())
 	if err != nil {
 		return err
 	}
@@ -139,7 +145,7 @@ func (h *Hygiene) PolicyUpdate(c echo.Context) error {
 	}
 	if len(errs) > 0 && presetID == "" {
 		// Report every refused field at once, not only the unparsable ones.
-		var ve *policy.ValidationError
+		var ve *validation.Error
 		if errors.As(policy.Validate(next), &ve) {
 			for k, v := range ve.Fields {
 				if _, ok := errs[k]; !ok {
@@ -150,8 +156,8 @@ func (h *Hygiene) PolicyUpdate(c echo.Context) error {
 	}
 	if len(errs) == 0 {
 		changed, err := h.Policies.Update(ctx, policy.Change{AgencyID: s.Agency.ID, AgencyName: s.Agency.Name, UserID: pr.User.ID,
-			Actor: pr.Actor(), Origin: Origin(c), Preset: presetID, Policy: next})
-		var ve *policy.ValidationError
+			Actor: r.actor, Origin: r.origin, Preset: presetID, Policy: next})
+		var ve *validation.Error
 		switch {
 		case errors.As(err, &ve):
 			for k, v := range ve.Fields {
@@ -161,14 +167,14 @@ func (h *Hygiene) PolicyUpdate(c echo.Context) error {
 			return err
 		case len(changed) == 0:
 			h.Flashf(c, "info", "The policy already had these values; nothing changed.")
-			return SeeOther(c, "/a/"+s.Agency.Slug+"/policy")
+			return SeeOther(c, agencyPath(s, "policy"))
 		default:
 			h.Flashf(c, "success", fmt.Sprintf("Rotation policy saved (%d values changed).", len(changed)))
-			return SeeOther(c, "/a/"+s.Agency.Slug+"/policy")
+			return SeeOther(c, agencyPath(s, "policy"))
 		}
 	}
 	// Keep what was typed for a bad field so the admin can correct it.
-	v, err := h.policyView(ctx, s.Agency.ID, &next, errs)
+	v, err := h.policyView(ctx, r.agency(), &next, errs)
 	if err != nil {
 		return err
 	}
@@ -236,8 +242,8 @@ func (h *Hygiene) idpView(ctx context.Context, agencyID int64) (views.IdPSecrets
 
 // IdPSecrets shows the recorded expiry dates of the IdP client secrets.
 func (h *Hygiene) IdPSecrets(c echo.Context) error {
-	s, _ := ScopeOf(c)
-	v, err := h.idpView(c.Request().Context(), s.Agency.ID)
+	r := h.req(c)
+	v, err := h.idpView(r.ctx, r.agency())
 	if err != nil {
 		return err
 	}
@@ -247,9 +253,9 @@ func (h *Hygiene) IdPSecrets(c echo.Context) error {
 // IdPSecretSave records (or, with an empty date, clears) one provider's
 // client secret expiry date.
 func (h *Hygiene) IdPSecretSave(c echo.Context) error {
-	s, _ := ScopeOf(c)
+	r := h.req(c)
+	ctx := r.ctx
 	pr, _ := PrincipalOf(c)
-	ctx := c.Request().Context()
 	pv, ok := h.provider(c.Param("provider"))
 	if !ok {
 		return ErrNotFound
@@ -267,9 +273,9 @@ func (h *Hygiene) IdPSecretSave(c echo.Context) error {
 		}
 	}
 	if len(errs) == 0 {
-		err := h.Policies.SetIdPSecret(ctx, policy.IdPSecretChange{AgencyID: s.Agency.ID, UserID: pr.User.ID, Actor: pr.Actor(), Origin: Origin(c),
+		err := h.Policies.SetIdPSecret(ctx, policy.IdPSecretChange{AgencyID: r.agency(), UserID: pr.User.ID, Actor: r.actor, Origin: r.origin,
 			Provider: pv.ID, ProviderLabel: pv.Label, ProviderKind: pv.Kind, ExpiresAt: exp, Note: note})
-		var ve *policy.ValidationError
+		var ve *validation.Error
 		switch {
 		case errors.As(err, &ve):
 			for k, v := range ve.Fields {
@@ -283,10 +289,10 @@ func (h *Hygiene) IdPSecretSave(c echo.Context) error {
 			} else {
 				h.Flashf(c, "success", "Expiry of the "+pv.Label+" client secret recorded: "+views.Day(*exp)+".")
 			}
-			return SeeOther(c, "/a/"+s.Agency.Slug+"/policy/idp-secrets")
+			return SeeOther(c, agencyPath(r.scope, "policy", "idp-secrets"))
 		}
 	}
-	v, err := h.idpView(ctx, s.Agency.ID)
+	v, err := h.idpView(ctx, r.agency())
 	if err != nil {
 		return err
 	}
@@ -299,8 +305,8 @@ func (h *Hygiene) IdPSecretSave(c echo.Context) error {
 }
 
 // idpBanners warns about IdP secrets that lapsed or expire within the window.
-func (h *Hygiene) idpBanners(ctx context.Context, agencyID int64, p policy.Policy, slug string) ([]views.Banner, error) {
-	recs, err := h.Policies.IdPSecrets(ctx, agencyID)
+func (h *Hygiene) idpBanners(ctx context.Context, s Scope, p policy.Policy) ([]views.Banner, error) {
+	recs, err := h.Policies.IdPSecrets(ctx, s.Agency.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +323,7 @@ func (h *Hygiene) idpBanners(ctx context.Context, agencyID int64, p policy.Polic
 		}
 		b := views.Banner{Kind: "warning", Heading: "The " + pv.Label + " client secret " + status,
 			Text: "When it expires, nobody in the agency can sign in to the console. Create a new secret in the identity provider now.",
-			Link: "/a/" + slug + "/runbooks/idp_secret", LinkText: "How to rotate it"}
+			Link: agencyPath(s, "runbooks", "idp_secret"), LinkText: "How to rotate it"}
 		if !r.ExpiresAt.After(now) {
 			b.Kind, b.Text = "error", "Sign-in through this provider fails until a new client secret is configured."
 		}
@@ -332,18 +338,18 @@ func (h *Hygiene) Tiles(ctx context.Context, s Scope) ([]views.DashboardTile, er
 	if err != nil {
 		return nil, err
 	}
-	base := "/a/" + s.Agency.Slug
 	n := tally.Credentials()
+	idpLink := agencyPath(s, "policy", "idp-secrets")
 	tiles := []views.DashboardTile{
-		{Label: "Overdue credentials", Value: strconv.Itoa(n.Overdue), Warn: n.Overdue > 0, Link: base + "/hygiene#overdue",
+		{Label: "Overdue credentials", Value: strconv.Itoa(n.Overdue), Warn: n.Overdue > 0, Link: agencyPath(s, "hygiene") + "#overdue",
 			Hint: fmt.Sprintf("%d due soon, %d never used, %d unused", n.DueSoon, n.NeverUsed, n.Unused)},
 	}
-	banners, err := h.idpBanners(ctx, s.Agency.ID, tally.Policy, s.Agency.Slug)
+	banners, err := h.idpBanners(ctx, s, tally.Policy)
 	if err != nil {
 		return nil, err
 	}
 	if len(banners) > 0 {
-		tiles = append(tiles, views.DashboardTile{Label: "IdP client secret", Value: "Action needed", Warn: true, Hint: banners[0].Heading, Link: base + "/policy/idp-secrets"})
+		tiles = append(tiles, views.DashboardTile{Label: "IdP client secret", Value: "Action needed", Warn: true, Hint: banners[0].Heading, Link: idpLink})
 	} else if len(h.Providers) > 0 {
 		recs, err := h.Policies.IdPSecrets(ctx, s.Agency.ID)
 		if err != nil {
@@ -360,15 +366,7 @@ func (h *Hygiene) Tiles(ctx context.Context, s Scope) ([]views.DashboardTile, er
 		if soonest != "" {
 			hint = "Next expiry " + soonest
 		}
-		tiles = append(tiles, views.DashboardTile{Label: "IdP client secret", Value: map[bool]string{true: "Tracked", false: "Not tracked"}[soonest != ""], Hint: hint, Link: base + "/policy/idp-secrets"})
+		tiles = append(tiles, views.DashboardTile{Label: "IdP client secret", Value: map[bool]string{true: "Tracked", false: "Not tracked"}[soonest != ""], Hint: hint, Link: idpLink})
 	}
 	return tiles, nil
-}
-
-// operationErr maps models' not-found for an operation to the one 404.
-func operationErr(err error) error {
-	if errors.Is(err, models.ErrNotFound) {
-		return ErrNotFound
-	}
-	return err
 }

@@ -17,18 +17,21 @@ type Reports struct {
 	Reports *reports.Service
 }
 
+// NewReports returns the reports pages.
+func NewReports(h *Handler, svc *reports.Service) *Reports { return &Reports{Handler: h, Reports: svc} }
+
 // Index lists the available reports and summarises the credential inventory
 // with its age chart.
 func (h *Reports) Index(c echo.Context) error {
-	s, _ := ScopeOf(c)
-	inv, err := h.Reports.Inventory(c.Request().Context(), s.Agency)
+	r := h.req(c)
+	s := r.scope
+	inv, err := h.Reports.Inventory(r.ctx, s.Agency)
 	if err != nil {
 		return err
 	}
-	base := "/a/" + s.Agency.Slug
 	v := views.ReportsView{
-		AuditPath: base + "/audit", AuditCSV: base + "/audit/export.csv", AuditJSONL: base + "/audit/export.jsonl", AuditPDF: base + "/audit/export.pdf",
-		InventoryCSV: base + "/reports/inventory.csv", InventoryPDF: base + "/reports/inventory.pdf",
+		AuditPath: agencyPath(s, "audit"), AuditCSV: agencyPath(s, "audit", "export.csv"), AuditJSONL: agencyPath(s, "audit", "export.jsonl"),
+		AuditPDF: agencyPath(s, "audit", "export.pdf"), InventoryCSV: agencyPath(s, "reports", "inventory.csv"), InventoryPDF: agencyPath(s, "reports", "inventory.pdf"),
 		MeasuredAt: views.When(inv.GeneratedAt), PolicyText: inv.PolicyText(), ChartSVG: string(inv.ChartSVG()),
 	}
 	for _, ts := range inv.Summary.Types {
@@ -39,11 +42,11 @@ func (h *Reports) Index(c echo.Context) error {
 	for _, st := range inv.Summary.Statuses {
 		v.Statuses = append(v.Statuses, views.InventoryStatusRow{Status: st.Status, Count: st.Count})
 	}
-	for _, r := range inv.Chart {
-		cr := views.ChartRowView{Label: r.Label, Count: strconv.Itoa(r.Count), Limit: strconv.Itoa(r.LimitDays), DueSoon: strconv.Itoa(r.DueSoon),
-			Overdue: strconv.Itoa(r.Overdue), Oldest: "—", Median: "—"}
-		if r.Count > 0 {
-			cr.Oldest, cr.Median = strconv.Itoa(r.OldestDays), strconv.Itoa(r.MedianDays)
+	for _, chart := range inv.Chart {
+		cr := views.ChartRowView{Label: chart.Label, Count: strconv.Itoa(chart.Count), Limit: strconv.Itoa(chart.LimitDays), DueSoon: strconv.Itoa(chart.DueSoon),
+			Overdue: strconv.Itoa(chart.Overdue), Oldest: "—", Median: "—"}
+		if chart.Count > 0 {
+			cr.Oldest, cr.Median = strconv.Itoa(chart.OldestDays), strconv.Itoa(chart.MedianDays)
 		}
 		v.ChartRows = append(v.ChartRows, cr)
 	}
@@ -67,15 +70,14 @@ func countRow(ts reports.TypeSummary) views.InventoryCountRow {
 // is sent.
 func (h *Reports) Inventory(format reports.Format) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		s, _ := ScopeOf(c)
-		pr, _ := PrincipalOf(c)
-		ex, err := h.Reports.Export(c.Request().Context(), reports.ExportRequest{Agency: s.Agency, Format: format, Actor: pr.Actor(), Origin: Origin(c)})
+		r := h.req(c)
+		ex, err := h.Reports.Export(r.ctx, reports.ExportRequest{Agency: r.scope.Agency, Format: format, Actor: r.actor, Origin: r.origin})
 		if err != nil {
 			return err
 		}
 		hdr := c.Response().Header()
 		hdr.Set(echo.HeaderContentDisposition, `attachment; filename="`+ex.Filename+`"`)
-		hdr.Set("Cache-Control", "no-store")
+		noStore(c)
 		return c.Blob(http.StatusOK, format.ContentType(), ex.Body)
 	}
 }

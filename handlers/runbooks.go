@@ -26,8 +26,8 @@ func (h *Hygiene) Runbooks(c echo.Context) error {
 // Runbook shows the printable rotation procedure of one secret type with
 // the agency's policy values filled in.
 func (h *Hygiene) Runbook(c echo.Context) error {
-	s, _ := ScopeOf(c)
-	ctx := c.Request().Context()
+	r := h.req(c)
+	s, ctx := r.scope, r.ctx
 	typ := c.Param("type")
 	var title string
 	for _, l := range runbookTypes {

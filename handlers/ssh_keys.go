@@ -14,6 +14,7 @@ import (
 	"keyconsole/models"
 	"keyconsole/services/policy"
 	"keyconsole/services/sshkeys"
+	"keyconsole/services/validation"
 	"keyconsole/views"
 )
 
@@ -32,12 +33,13 @@ func (h *SSHKeys) List(c echo.Context) error {
 }
 
 func (h *SSHKeys) renderList(c echo.Context, status int, errs views.FieldErrors) error {
-	sc, _ := ScopeOf(c)
-	ov, err := h.Svc.Overview(c.Request().Context(), sc.Agency.ID)
+	r := h.req(c)
+	sc := r.scope
+	ov, err := h.Svc.Overview(r.ctx, r.agency())
 	if err != nil {
 		return err
 	}
-	base := "/a/" + sc.Agency.Slug + "/ssh-keys"
+	base := agencyPath(sc, "ssh-keys")
 	d := views.SSHKeysData{
 		MaxAgeDays:     int(ov.Policy.MaxAge(policy.TypeSSHKey) / (24 * time.Hour)),
 		MinRSABits:     sshkeys.ParsePolicy{MinRSABits: ov.Policy.MinRSABits}.MinimumRSABits(),
@@ -86,10 +88,9 @@ func keyView(k sshkeys.KeyRow, base string) views.SSHKeyView {
 
 // CreateAccount creates the agency's SFTP account for an environment.
 func (h *SSHKeys) CreateAccount(c echo.Context) error {
-	sc, _ := ScopeOf(c)
-	pr, _ := PrincipalOf(c)
-	a, err := h.Svc.CreateAccount(c.Request().Context(), pr.Actor(), Origin(c), sc.Agency, c.FormValue("environment"))
-	var ve *sshkeys.ValidationError
+	r := h.req(c)
+	a, err := h.Svc.CreateAccount(r.ctx, r.actor, r.origin, r.scope.Agency, c.FormValue("environment"))
+	var ve *validation.Error
 	if errors.As(err, &ve) {
 		return h.renderList(c, http.StatusUnprocessableEntity, ve.Fields)
 	}
@@ -97,18 +98,18 @@ func (h *SSHKeys) CreateAccount(c echo.Context) error {
 		return err
 	}
 	h.Flashf(c, "success", "SFTP account "+a.Name+" created. Upload a public key so it can sign in.")
-	return SeeOther(c, "/a/"+sc.Agency.Slug+"/ssh-keys")
+	return SeeOther(c, agencyPath(r.scope, "ssh-keys"))
 }
 
 // account resolves :id to one of the agency's accounts; anything else is
 // the one 404.
 func (h *SSHKeys) account(c echo.Context) (models.SFTPAccount, error) {
-	sc, _ := ScopeOf(c)
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	r := h.req(c)
+	id, err := pathID(c, "id")
 	if err != nil {
-		return models.SFTPAccount{}, ErrNotFound
+		return models.SFTPAccount{}, err
 	}
-	a, err := h.Svc.Account(c.Request().Context(), sc.Agency.ID, id)
+	a, err := h.Svc.Account(r.ctx, r.agency(), id)
 	if err != nil {
 		return models.SFTPAccount{}, notFoundOr(err)
 	}
@@ -125,20 +126,20 @@ func (h *SSHKeys) UploadForm(c echo.Context) error {
 }
 
 func (h *SSHKeys) renderUpload(c echo.Context, status int, a models.SFTPAccount, d views.SSHKeyUploadData) error {
-	sc, _ := ScopeOf(c)
-	base := "/a/" + sc.Agency.Slug + "/ssh-keys"
+	r := h.req(c)
+	base := agencyPath(r.scope, "ssh-keys")
 	d.Account = a.Name
 	d.Action = base + "/accounts/" + itoa(a.ID) + "/upload"
 	d.BackPath = base
 	d.MaxKiB = sshkeys.MaxInputSize >> 10
 	d.MinDate = h.Clock().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
-	pol, err := h.Svc.Policy(c.Request().Context(), sc.Agency.ID)
+	pol, err := h.Svc.Policy(r.ctx, r.agency())
 	if err != nil {
 		return err
 	}
 	d.MinRSABits = sshkeys.ParsePolicy{MinRSABits: pol.MinRSABits}.MinimumRSABits()
 	// Nothing the user submitted is echoed back into the form.
-	c.Response().Header().Set("Cache-Control", "no-store")
+	noStore(c)
 	return Render(c, status, views.SSHKeyUpload(h.Page(c, "Upload an SSH key", "ssh"), d))
 }
 
@@ -150,8 +151,7 @@ func (h *SSHKeys) Upload(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sc, _ := ScopeOf(c)
-	pr, _ := PrincipalOf(c)
+	r := h.req(c)
 	d := views.SSHKeyUploadData{ExpiresOn: strings.TrimSpace(c.FormValue("expires_on"))}
 	input, fieldErrs, refusal := readUpload(c)
 	defer clear(input)
@@ -178,9 +178,9 @@ func (h *SSHKeys) Upload(c echo.Context) error {
 			expires = &end
 		}
 	}
-	k, err := h.Svc.Upload(c.Request().Context(), pr.Actor(), Origin(c), sc.Agency.ID, a.ID, input, expires)
+	k, err := h.Svc.Upload(r.ctx, r.actor, r.origin, r.agency(), a.ID, input, expires)
 	var re *sshkeys.RefusalError
-	var ve *sshkeys.ValidationError
+	var ve *validation.Error
 	switch {
 	case errors.As(err, &re):
 		d.Refusal, d.PrivateKey = re.Message, re.PrivateKey
@@ -192,7 +192,7 @@ func (h *SSHKeys) Upload(c echo.Context) error {
 		return notFoundOr(err)
 	}
 	h.Flashf(c, "success", "Key "+k.Fingerprint+" added to "+a.Name+".")
-	return SeeOther(c, "/a/"+sc.Agency.Slug+"/ssh-keys")
+	return SeeOther(c, agencyPath(r.scope, "ssh-keys"))
 }
 
 // readUpload returns the pasted or uploaded key. A file larger than the
@@ -235,25 +235,20 @@ func readUpload(c echo.Context) ([]byte, views.FieldErrors, *sshkeys.RefusalErro
 	return data, nil, nil
 }
 
-// RevokeForm asks for confirmation before revoking a key.
-func (h *SSHKeys) RevokeForm(c echo.Context) error {
-	sc, _ := ScopeOf(c)
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+// RevokeConfirm asks for confirmation before revoking a key.
+func (h *SSHKeys) RevokeConfirm(c echo.Context) error {
+	r, k, a, err := h.key(c)
 	if err != nil {
-		return ErrNotFound
+		return err
 	}
-	ctx := c.Request().Context()
-	k, a, err := h.Svc.Key(ctx, sc.Agency.ID, id)
-	if err != nil {
-		return notFoundOr(err)
-	}
-	base := "/a/" + sc.Agency.Slug + "/ssh-keys"
+	ctx := r.ctx
+	base := agencyPath(r.scope, "ssh-keys")
 	now := h.Clock()
 	if k.Status(now) != models.SSHKeyActive {
 		h.Flashf(c, "info", "Key "+k.Fingerprint+" is already "+k.Status(now)+".")
 		return SeeOther(c, base)
 	}
-	ov, err := h.Svc.Overview(ctx, sc.Agency.ID)
+	ov, err := h.Svc.Overview(ctx, r.agency())
 	if err != nil {
 		return err
 	}
@@ -263,10 +258,10 @@ func (h *SSHKeys) RevokeForm(c echo.Context) error {
 		if acc.Account.ID != a.ID {
 			continue
 		}
-		for _, r := range acc.Keys {
-			if r.Key.ID == k.ID {
-				row = r
-			} else if r.Status == models.SSHKeyActive {
+		for _, kr := range acc.Keys {
+			if kr.Key.ID == k.ID {
+				row = kr
+			} else if kr.Status == models.SSHKeyActive {
 				others++
 			}
 		}
@@ -279,21 +274,29 @@ func (h *SSHKeys) RevokeForm(c echo.Context) error {
 	return Render(c, http.StatusOK, views.SSHKeyRevoke(h.Page(c, "Revoke an SSH key", "ssh"), d))
 }
 
+// key resolves :id to one of the agency's keys and its account; anything
+// else is the one 404.
+func (h *SSHKeys) key(c echo.Context) (request, models.SSHKey, models.SFTPAccount, error) {
+	r := h.req(c)
+	id, err := pathID(c, "id")
+	if err != nil {
+		return r, models.SSHKey{}, models.SFTPAccount{}, err
+	}
+	k, a, err := h.Svc.Key(r.ctx, r.agency(), id)
+	if err != nil {
+		return r, models.SSHKey{}, models.SFTPAccount{}, notFoundOr(err)
+	}
+	return r, k, a, nil
+}
+
 // Revoke revokes a key after confirmation.
 func (h *SSHKeys) Revoke(c echo.Context) error {
-	sc, _ := ScopeOf(c)
-	pr, _ := PrincipalOf(c)
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	r, k, a, err := h.key(c)
 	if err != nil {
-		return ErrNotFound
+		return err
 	}
-	ctx := c.Request().Context()
-	k, a, err := h.Svc.Key(ctx, sc.Agency.ID, id)
-	if err != nil {
-		return notFoundOr(err)
-	}
-	base := "/a/" + sc.Agency.Slug + "/ssh-keys"
-	err = h.Svc.Revoke(ctx, pr.Actor(), Origin(c), sc.Agency.ID, id, "")
+	base := agencyPath(r.scope, "ssh-keys")
+	err = h.Svc.Revoke(r.ctx, r.actor, r.origin, r.agency(), k.ID, "")
 	switch {
 	case errors.Is(err, sshkeys.ErrNotActive):
 		h.Flashf(c, "info", "Key "+k.Fingerprint+" was already revoked or expired.")
@@ -317,5 +320,5 @@ func (h *SSHKeys) Tiles(ctx context.Context, s Scope) ([]views.DashboardTile, er
 		hint += "; " + strconv.Itoa(overdue) + " overdue, " + strconv.Itoa(soon) + " due soon"
 	}
 	return []views.DashboardTile{{Label: "SSH keys", Value: strconv.Itoa(active), Hint: hint,
-		Link: "/a/" + s.Agency.Slug + "/ssh-keys", Warn: overdue > 0}}, nil
+		Link: agencyPath(s, "ssh-keys"), Warn: overdue > 0}}, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"keyconsole/models"
 	"keyconsole/services/policy"
+	"keyconsole/services/validation"
 	"keyconsole/services/webhooks"
 	"keyconsole/views"
 )
@@ -28,52 +29,35 @@ func NewWebhooks(h *Handler, svc *webhooks.Service) *Webhooks { return &Webhooks
 
 const webhookLogSize = 50
 
-func (h *Webhooks) caller(c echo.Context) webhooks.Caller {
-	pr, _ := PrincipalOf(c)
-	return webhooks.Caller{Actor: pr.Actor(), Origin: Origin(c)}
-}
-
-func webhookID(c echo.Context) (int64, error) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, ErrNotFound
-	}
-	return id, nil
-}
+// caller is who acts, as the webhook service records it.
+func (r request) caller() webhooks.Caller { return webhooks.Caller{Actor: r.actor, Origin: r.origin} }
 
 // endpoint loads the request's endpoint in the request's agency; another
 // agency's endpoint is the same 404 as a missing one.
-func (h *Webhooks) endpoint(c echo.Context) (models.WebhookEndpoint, Scope, error) {
-	s, _ := ScopeOf(c)
-	id, err := webhookID(c)
+func (h *Webhooks) endpoint(c echo.Context) (request, models.WebhookEndpoint, error) {
+	r := h.req(c)
+	id, err := pathID(c, "id")
 	if err != nil {
-		return models.WebhookEndpoint{}, s, err
+		return r, models.WebhookEndpoint{}, err
 	}
-	e, err := h.Svc.Endpoint(c.Request().Context(), s.Agency.ID, id)
+	e, err := h.Svc.Endpoint(r.ctx, r.agency(), id)
 	if err != nil {
-		return models.WebhookEndpoint{}, s, notFoundOr(err)
+		return r, models.WebhookEndpoint{}, notFoundOr(err)
 	}
-	return e, s, nil
-}
-
-func webhookPath(s Scope, rest string) string { return "/a/" + s.Agency.Slug + "/webhooks" + rest }
-
-func webhookNoStore(c echo.Context) {
-	c.Response().Header().Set("Cache-Control", "no-store")
-	c.Response().Header().Set("Pragma", "no-cache")
+	return r, e, nil
 }
 
 var webhookAgeLabels = map[string]string{policy.AgeOK: "ok", policy.AgeDueSoon: "due soon", policy.AgeOverdue: "overdue"}
 
 // List shows the agency's endpoints.
 func (h *Webhooks) List(c echo.Context) error {
-	s, _ := ScopeOf(c)
-	ctx := c.Request().Context()
+	r := h.req(c)
+	ctx := r.ctx
 	env := c.QueryParam("env")
 	if env != models.WebhookStaging && env != models.WebhookProduction {
 		env = ""
 	}
-	list, err := h.Svc.Endpoints(ctx, s.Agency.ID, env)
+	list, err := h.Svc.Endpoints(ctx, r.agency(), env)
 	if err != nil {
 		return err
 	}
@@ -116,7 +100,7 @@ func (h *Webhooks) renderForm(c echo.Context, status int, id string, form map[st
 	}
 	d := views.WebhookFormData{ID: id, Form: form, Events: webhookEventChoices(events), Errs: errs, HTTPSOnly: h.Svc.RequiresHTTPS()}
 	if status != http.StatusOK {
-		webhookNoStore(c)
+		noStore(c)
 	}
 	return Render(c, status, views.WebhookForm(h.Page(c, title, "webhooks"), d))
 }
@@ -145,13 +129,13 @@ func webhookSecretChoice(c echo.Context) webhooks.SecretChoice {
 
 // Create adds an endpoint and shows its secret once, in this response.
 func (h *Webhooks) Create(c echo.Context) error {
-	s, _ := ScopeOf(c)
+	r := h.req(c)
 	in, form, events, err := webhookEndpointInput(c)
 	if err != nil {
 		return err
 	}
-	e, sec, err := h.Svc.Create(c.Request().Context(), h.caller(c), s.Agency.ID, in, webhookSecretChoice(c))
-	var ie *webhooks.InputError
+	e, sec, err := h.Svc.Create(r.ctx, r.caller(), r.agency(), in, webhookSecretChoice(c))
+	var ie *validation.Error
 	if errors.As(err, &ie) {
 		return h.renderForm(c, http.StatusUnprocessableEntity, "", form, events, ie.Fields)
 	}
@@ -162,7 +146,7 @@ func (h *Webhooks) Create(c echo.Context) error {
 }
 
 func (h *Webhooks) showSecret(c echo.Context, e models.WebhookEndpoint, sec webhooks.Secret, revealed, created bool) error {
-	webhookNoStore(c)
+	noStore(c)
 	d := views.WebhookSecretShown{ID: itoa(e.ID), Name: e.Name, Secret: sec.Reveal(), Whsec: sec.WhsecForm(), Revealed: revealed, Created: created}
 	if !revealed && e.InOverlap(h.Clock()) {
 		d.OverlapEnds = views.When(*e.OverlapEndsAt)
@@ -177,11 +161,11 @@ func (h *Webhooks) showSecret(c echo.Context, e models.WebhookEndpoint, sec webh
 // Show is one endpoint's page. ?attempt=ID shows that log entry as the
 // result of a test event.
 func (h *Webhooks) Show(c echo.Context) error {
-	e, _, err := h.endpoint(c)
+	r, e, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
+	ctx := r.ctx
 	now := h.Clock()
 	d := views.WebhookDetail{
 		ID: itoa(e.ID), Name: e.Name, Environment: e.Environment, URL: e.URL, Description: e.Description,
@@ -263,7 +247,7 @@ func webhookSignedWith(label string) string {
 
 // Edit shows the form to change an endpoint.
 func (h *Webhooks) Edit(c echo.Context) error {
-	e, _, err := h.endpoint(c)
+	_, e, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
@@ -273,7 +257,7 @@ func (h *Webhooks) Edit(c echo.Context) error {
 
 // Update changes an endpoint.
 func (h *Webhooks) Update(c echo.Context) error {
-	e, s, err := h.endpoint(c)
+	r, e, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
@@ -284,12 +268,12 @@ func (h *Webhooks) Update(c echo.Context) error {
 	// A new URL redirects the endpoint's signed events: like revealing a
 	// secret, it needs a recent sign-in. Other changes do not.
 	if strings.TrimSpace(in.URL) != e.URL {
-		if ok, err := h.recentOr(c, webhookPath(s, "/"+itoa(e.ID)+"/edit")); !ok {
+		if ok, err := h.recentOr(c, agencyPath(r.scope, "webhooks", itoa(e.ID), "edit")); !ok {
 			return err
 		}
 	}
-	_, err = h.Svc.Update(c.Request().Context(), h.caller(c), s.Agency.ID, e.ID, in)
-	var ie *webhooks.InputError
+	_, err = h.Svc.Update(r.ctx, r.caller(), r.agency(), e.ID, in)
+	var ie *validation.Error
 	if errors.As(err, &ie) {
 		return h.renderForm(c, http.StatusUnprocessableEntity, itoa(e.ID), form, events, ie.Fields)
 	}
@@ -297,7 +281,7 @@ func (h *Webhooks) Update(c echo.Context) error {
 		return notFoundOr(err)
 	}
 	h.Flashf(c, "success", "Endpoint saved.")
-	return SeeOther(c, webhookPath(s, "/"+itoa(e.ID)))
+	return SeeOther(c, agencyPath(r.scope, "webhooks", itoa(e.ID)))
 }
 
 // Disable stops deliveries to an endpoint; queued events wait.
@@ -307,11 +291,11 @@ func (h *Webhooks) Disable(c echo.Context) error { return h.setEnabled(c, false)
 func (h *Webhooks) Enable(c echo.Context) error { return h.setEnabled(c, true) }
 
 func (h *Webhooks) setEnabled(c echo.Context, on bool) error {
-	e, s, err := h.endpoint(c)
+	r, e, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
-	if err := h.Svc.SetEnabled(c.Request().Context(), h.caller(c), s.Agency.ID, e.ID, on); err != nil {
+	if err := h.Svc.SetEnabled(r.ctx, r.caller(), r.agency(), e.ID, on); err != nil {
 		return notFoundOr(err)
 	}
 	if on {
@@ -319,7 +303,7 @@ func (h *Webhooks) setEnabled(c echo.Context, on bool) error {
 	} else {
 		h.Flashf(c, "success", "Endpoint disabled; new events are refused and queued ones wait until it is enabled.")
 	}
-	return SeeOther(c, webhookPath(s, "/"+itoa(e.ID)))
+	return SeeOther(c, agencyPath(r.scope, "webhooks", itoa(e.ID)))
 }
 
 func webhookConfirmed(c echo.Context, name string) bool {
@@ -330,7 +314,7 @@ const webhookConfirmMismatch = "Type the endpoint's name exactly as shown."
 
 func (h *Webhooks) deleteConfirm(c echo.Context, status int, e models.WebhookEndpoint, s Scope, errs views.FieldErrors) error {
 	d := views.WebhookConfirmData{
-		ID: itoa(e.ID), Name: e.Name, Action: webhookPath(s, "/"+itoa(e.ID)+"/delete"), Heading: "Delete " + e.Name,
+		ID: itoa(e.ID), Name: e.Name, Action: agencyPath(s, "webhooks", itoa(e.ID), "delete"), Heading: "Delete " + e.Name,
 		Lead:   "Deleting the endpoint destroys its secrets, drops its queued events and its delivery log. The audit log keeps the record.",
 		Button: "Delete endpoint", Danger: true, Errs: errs,
 	}
@@ -339,52 +323,53 @@ func (h *Webhooks) deleteConfirm(c echo.Context, status int, e models.WebhookEnd
 
 // DeleteConfirm asks for the endpoint's name before deleting it.
 func (h *Webhooks) DeleteConfirm(c echo.Context) error {
-	e, s, err := h.endpoint(c)
+	r, e, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
-	return h.deleteConfirm(c, http.StatusOK, e, s, nil)
+	return h.deleteConfirm(c, http.StatusOK, e, r.scope, nil)
 }
 
 // Delete removes an endpoint.
 func (h *Webhooks) Delete(c echo.Context) error {
-	e, s, err := h.endpoint(c)
+	r, e, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
 	if !webhookConfirmed(c, e.Name) {
-		return h.deleteConfirm(c, http.StatusUnprocessableEntity, e, s, views.FieldErrors{"confirm": webhookConfirmMismatch})
+		return h.deleteConfirm(c, http.StatusUnprocessableEntity, e, r.scope, views.FieldErrors{"confirm": webhookConfirmMismatch})
 	}
-	if err := h.Svc.Delete(c.Request().Context(), h.caller(c), s.Agency.ID, e.ID); err != nil {
+	if err := h.Svc.Delete(r.ctx, r.caller(), r.agency(), e.ID); err != nil {
 		return notFoundOr(err)
 	}
 	h.Flashf(c, "success", "Endpoint "+e.Name+" deleted.")
-	return SeeOther(c, webhookPath(s, ""))
+	return SeeOther(c, agencyPath(r.scope, "webhooks"))
 }
 
-func (h *Webhooks) secretForm(c echo.Context, status int, e models.WebhookEndpoint, form map[string]string, errs views.FieldErrors) error {
+func (h *Webhooks) setSecretConfirm(c echo.Context, status int, e models.WebhookEndpoint, form map[string]string, errs views.FieldErrors) error {
 	d := views.WebhookSecretFormData{ID: itoa(e.ID), Name: e.Name, Form: form, Errs: errs}
 	if e.InOverlap(h.Clock()) {
 		d.InOverlap, d.OverlapEnds = true, views.When(*e.OverlapEndsAt)
 	}
-	webhookNoStore(c)
+	noStore(c)
 	return Render(c, status, views.WebhookSecretForm(h.Page(c, "New secret for "+e.Name, "webhooks"), d))
 }
 
-// SecretForm shows the form to set a new secret (recent sign-in required).
-func (h *Webhooks) SecretForm(c echo.Context) error {
-	e, _, err := h.endpoint(c)
+// SetSecretConfirm shows the form that sets a new secret once the
+// endpoint's name is typed (recent sign-in required).
+func (h *Webhooks) SetSecretConfirm(c echo.Context) error {
+	_, e, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
-	return h.secretForm(c, http.StatusOK, e, map[string]string{"secret_source": "generate", "overlap_hours": strconv.Itoa(int(webhooks.DefaultOverlap.Hours())),
+	return h.setSecretConfirm(c, http.StatusOK, e, map[string]string{"secret_source": "generate", "overlap_hours": strconv.Itoa(int(webhooks.DefaultOverlap.Hours())),
 		"version": itoa(e.SecretVersion)}, nil)
 }
 
 // SetSecret sets a new secret, starting a rotation window, and shows the
 // secret once in this response. A refused secret changes nothing.
 func (h *Webhooks) SetSecret(c echo.Context) error {
-	e, s, err := h.endpoint(c)
+	r, e, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
@@ -401,15 +386,15 @@ func (h *Webhooks) SetSecret(c echo.Context) error {
 		sc.Overlap = time.Duration(hours) * time.Hour
 	}
 	if !webhookConfirmed(c, e.Name) {
-		return h.secretForm(c, http.StatusUnprocessableEntity, e, form, views.FieldErrors{"confirm": webhookConfirmMismatch})
+		return h.setSecretConfirm(c, http.StatusUnprocessableEntity, e, form, views.FieldErrors{"confirm": webhookConfirmMismatch})
 	}
-	sec, updated, err := h.Svc.SetSecret(c.Request().Context(), h.caller(c), s.Agency.ID, e.ID, version, sc)
-	var ie *webhooks.InputError
+	sec, updated, err := h.Svc.SetSecret(r.ctx, r.caller(), r.agency(), e.ID, version, sc)
+	var ie *validation.Error
 	if errors.As(err, &ie) {
-		return h.secretForm(c, http.StatusUnprocessableEntity, e, form, ie.Fields)
+		return h.setSecretConfirm(c, http.StatusUnprocessableEntity, e, form, ie.Fields)
 	}
 	if errors.Is(err, webhooks.ErrChanged) {
-		webhookNoStore(c)
+		noStore(c)
 		return Render(c, http.StatusConflict, views.WebhookSecretAlreadySet(h.Page(c, "Secret already changed", "webhooks"), itoa(e.ID), e.Name))
 	}
 	if err != nil {
@@ -420,33 +405,33 @@ func (h *Webhooks) SetSecret(c echo.Context) error {
 
 func (h *Webhooks) revealConfirm(c echo.Context, status int, e models.WebhookEndpoint, s Scope, errs views.FieldErrors) error {
 	d := views.WebhookConfirmData{
-		ID: itoa(e.ID), Name: e.Name, Action: webhookPath(s, "/"+itoa(e.ID)+"/reveal"), Heading: "Reveal the secret of " + e.Name,
+		ID: itoa(e.ID), Name: e.Name, Action: agencyPath(s, "webhooks", itoa(e.ID), "reveal"), Heading: "Reveal the secret of " + e.Name,
 		Lead: "Revealing the secret is recorded in the audit log. Anyone who sees it can sign events the receiver will accept.", Button: "Reveal secret", Errs: errs,
 	}
-	webhookNoStore(c)
+	noStore(c)
 	return Render(c, status, views.WebhookConfirm(h.Page(c, "Reveal secret", "webhooks"), d))
 }
 
 // RevealConfirm asks for the endpoint's name before revealing its secret
 // (recent sign-in required).
 func (h *Webhooks) RevealConfirm(c echo.Context) error {
-	e, s, err := h.endpoint(c)
+	r, e, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
-	return h.revealConfirm(c, http.StatusOK, e, s, nil)
+	return h.revealConfirm(c, http.StatusOK, e, r.scope, nil)
 }
 
 // Reveal shows the current secret and its whsec_ form on a no-store page.
 func (h *Webhooks) Reveal(c echo.Context) error {
-	e, s, err := h.endpoint(c)
+	r, e, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
 	if !webhookConfirmed(c, e.Name) {
-		return h.revealConfirm(c, http.StatusUnprocessableEntity, e, s, views.FieldErrors{"confirm": webhookConfirmMismatch})
+		return h.revealConfirm(c, http.StatusUnprocessableEntity, e, r.scope, views.FieldErrors{"confirm": webhookConfirmMismatch})
 	}
-	sec, e, err := h.Svc.Reveal(c.Request().Context(), h.caller(c), s.Agency.ID, e.ID)
+	sec, e, err := h.Svc.Reveal(r.ctx, r.caller(), r.agency(), e.ID)
 	if err != nil {
 		return notFoundOr(err)
 	}
@@ -460,34 +445,34 @@ func (h *Webhooks) Test(c echo.Context) error { return h.test(c, false) }
 func (h *Webhooks) TestNewSecret(c echo.Context) error { return h.test(c, true) }
 
 func (h *Webhooks) test(c echo.Context, newOnly bool) error {
-	e, s, err := h.endpoint(c)
+	r, e, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
-	res, err := h.Svc.SendTest(c.Request().Context(), h.caller(c), s.Agency.ID, e.ID, newOnly)
+	res, err := h.Svc.SendTest(r.ctx, r.caller(), r.agency(), e.ID, newOnly)
 	var limited *webhooks.TestLimitError
 	if errors.As(err, &limited) {
-		// Answered 429 by the error mapper; the header says when to come back.
+		// Answered 429 by web/errors.go; the header says when to come back.
 		c.Response().Header().Set("Retry-After", strconv.Itoa(webhooks.RetryAfterSeconds(limited.RetryAfter)))
 		return err
 	}
 	if errors.Is(err, webhooks.ErrNoRotation) {
 		h.Flashf(c, "error", "No rotation window is open, so there is no new secret to test on its own.")
-		return SeeOther(c, webhookPath(s, "/"+itoa(e.ID)))
+		return SeeOther(c, agencyPath(r.scope, "webhooks", itoa(e.ID)))
 	}
 	if err != nil {
 		return notFoundOr(err)
 	}
-	return SeeOther(c, webhookPath(s, "/"+itoa(e.ID)+"?attempt="+itoa(res.Attempt.ID)+"#test-result"))
+	return SeeOther(c, agencyPath(r.scope, "webhooks", itoa(e.ID))+"?attempt="+itoa(res.Attempt.ID)+"#test-result")
 }
 
 // EndRotation ends the rotation window now and destroys the old secret.
 func (h *Webhooks) EndRotation(c echo.Context) error {
-	e, s, err := h.endpoint(c)
+	r, e, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
-	err = h.Svc.EndRotation(c.Request().Context(), h.caller(c), s.Agency.ID, e.ID)
+	err = h.Svc.EndRotation(r.ctx, r.caller(), r.agency(), e.ID)
 	switch {
 	case errors.Is(err, webhooks.ErrNoRotation):
 		h.Flashf(c, "info", "No rotation window is open.")
@@ -496,27 +481,25 @@ func (h *Webhooks) EndRotation(c echo.Context) error {
 	default:
 		h.Flashf(c, "success", "Rotation window ended; the old secret was destroyed and deliveries carry the new signature only.")
 	}
-	return SeeOther(c, webhookPath(s, "/"+itoa(e.ID)))
+	return SeeOther(c, agencyPath(r.scope, "webhooks", itoa(e.ID)))
 }
 
-// WebhookTiles are the dashboard figures of the webhook section.
-func WebhookTiles(svc *webhooks.Service) TileSource {
-	return func(ctx context.Context, s Scope) ([]views.DashboardTile, error) {
-		n, err := svc.Counts(ctx, s.Agency.ID)
-		if err != nil {
-			return nil, err
-		}
-		link := webhookPath(s, "")
-		tiles := []views.DashboardTile{{Label: "Webhook endpoints", Value: itoa(n.Endpoints), Link: link,
-			Hint: fmt.Sprintf("%d disabled", n.Disabled)}}
-		if n.Overlaps > 0 {
-			tiles = append(tiles, views.DashboardTile{Label: "Webhook rotations in progress", Value: itoa(n.Overlaps), Link: link,
-				Hint: "Deliveries carry the old and the new signature until each window ends."})
-		}
-		if n.FailedDeliveries > 0 {
-			tiles = append(tiles, views.DashboardTile{Label: "Failed webhook deliveries", Value: itoa(n.FailedDeliveries), Link: link, Warn: true,
-				Hint: "Events that were refused or ran out of retries; see each endpoint's delivery log."})
-		}
-		return tiles, nil
+// Tiles are the dashboard figures of the webhook section.
+func (h *Webhooks) Tiles(ctx context.Context, s Scope) ([]views.DashboardTile, error) {
+	n, err := h.Svc.Counts(ctx, s.Agency.ID)
+	if err != nil {
+		return nil, err
 	}
+	link := agencyPath(s, "webhooks")
+	tiles := []views.DashboardTile{{Label: "Webhook endpoints", Value: itoa(n.Endpoints), Link: link,
+		Hint: fmt.Sprintf("%d disabled", n.Disabled)}}
+	if n.Overlaps > 0 {
+		tiles = append(tiles, views.DashboardTile{Label: "Webhook rotations in progress", Value: itoa(n.Overlaps), Link: link,
+			Hint: "Deliveries carry the old and the new signature until each window ends."})
+	}
+	if n.FailedDeliveries > 0 {
+		tiles = append(tiles, views.DashboardTile{Label: "Failed webhook deliveries", Value: itoa(n.FailedDeliveries), Link: link, Warn: true,
+			Hint: "Events that were refused or ran out of retries; see each endpoint's delivery log."})
+	}
+	return tiles, nil
 }

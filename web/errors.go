@@ -8,13 +8,11 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"keyconsole/handlers"
+	"keyconsole/kms"
 	"keyconsole/models"
+	"keyconsole/services/validation"
 	"keyconsole/views"
 )
-
-// StatusMapper lets features map their own error kinds to a status and a
-// message for the user (e.g. encryption unavailable).
-type StatusMapper func(err error) (status int, heading, message string, ok bool)
 
 // errorHandler is the one place errors become responses. The browser sees a
 // status, a plain message and the request id, never an internal error text.
@@ -22,18 +20,46 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	status, heading, message := http.StatusInternalServerError, "Something went wrong", "The console could not complete this request. Nothing was changed."
-	var he *echo.HTTPError
-	var ve *handlers.ValidationError
-	mapped := false
-	for _, m := range s.mappers {
-		if st, hd, msg, ok := m(err); ok {
-			status, heading, message, mapped = st, hd, msg, true
-			break
-		}
+	status, heading, message := ErrorResponse(err)
+	if errors.Is(err, models.ErrStorageFull) && status == http.StatusServiceUnavailable {
+		s.log.Debug("request refused: storage is full", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Request().URL.Path)
+	} else if status >= 500 {
+		s.log.Error("request failed", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Request().URL.Path, "status", status, "error", err)
 	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	if wantsJSON(c) {
+		_ = c.JSON(status, map[string]string{"error": heading, "request_id": c.Response().Header().Get(echo.HeaderXRequestID)})
+		return
+	}
+	p := s.deps.Handlers.Page(c, heading, "")
+	if rerr := handlers.Render(c, status, views.ErrorPage(p, status, heading, message)); rerr != nil {
+		_ = c.String(status, heading)
+	}
+}
+
+// ErrorResponse is the status, heading and message the console answers err
+// with. It is the only place that knows status codes of errors: services
+// return errors that unwrap to a general kind (models.ErrNotFound,
+// models.ErrConflict, models.ErrLimited, kms.ErrUnavailable, a
+// *validation.Error, ...), and a *models.Refusal brings its own heading and
+// message for its kind's status.
+func ErrorResponse(err error) (status int, heading, message string) {
+	status, heading, message = http.StatusInternalServerError, "Something went wrong", "The console could not complete this request. Nothing was changed."
+	var he *echo.HTTPError
+	var ve *validation.Error
+	var rf *models.Refusal
 	switch {
-	case mapped:
+	case errors.Is(err, kms.ErrUnavailable):
+		status, heading, message = http.StatusServiceUnavailable, "Encryption is unavailable",
+			"The key-management service cannot be reached, so secrets cannot be read or written right now. Nothing was changed. Pages that need no secret keep working; try this again shortly."
+	case errors.Is(err, kms.ErrIntegrity):
+		heading, message = "A stored secret could not be opened",
+			"A stored secret failed its integrity check. Nothing was changed. Tell your platform operator."
+	case errors.As(err, &rf) && kindStatus(rf) != 0:
+		status, heading, message = kindStatus(rf), rf.Heading, rf.Message
 	case errors.As(err, &he):
 		status = he.Code
 		switch he.Code {
@@ -71,23 +97,19 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	case isUnavailable(err):
 		status, heading, message = http.StatusServiceUnavailable, "Temporarily unavailable", "The database is unavailable. Nothing was changed; try again shortly."
 	}
-	if errors.Is(err, models.ErrStorageFull) && status == http.StatusServiceUnavailable {
-		s.log.Debug("request refused: storage is full", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Request().URL.Path)
-	} else if status >= 500 {
-		s.log.Error("request failed", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Request().URL.Path, "status", status, "error", err)
+	return status, heading, message
+}
+
+// kindStatus is the status of a refusal's general kind, or 0 for a kind
+// answered like any other error.
+func kindStatus(rf *models.Refusal) int {
+	switch {
+	case errors.Is(rf, models.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(rf, models.ErrLimited):
+		return http.StatusTooManyRequests
 	}
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(status)
-		return
-	}
-	if wantsJSON(c) {
-		_ = c.JSON(status, map[string]string{"error": heading, "request_id": c.Response().Header().Get(echo.HeaderXRequestID)})
-		return
-	}
-	p := s.deps.Handlers.Page(c, heading, "")
-	if rerr := handlers.Render(c, status, views.ErrorPage(p, status, heading, message)); rerr != nil {
-		_ = c.String(status, heading)
-	}
+	return 0
 }
 
 func wantsJSON(c echo.Context) bool {

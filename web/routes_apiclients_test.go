@@ -186,16 +186,10 @@ func newACStack(t testing.TB, db *models.DB, opts acOptions) acStack {
 		Audience: st.audience, Logger: log,
 	})
 	h := handlers.New(handlers.Deps{Logger: log, Auth: asvc, Agencies: ag, Users: users, Audit: audits})
-	pages := &handlers.APICredentials{Handler: h, Svc: st.svc, Policies: pols, TokenURL: base + oauth.TokenPath}
+	pages := handlers.NewAPICredentials(h, st.svc, base+oauth.TokenPath)
 	token := &handlers.OAuthToken{Endpoint: st.endpoint, Issuer: iss, BaseURL: base, Logger: log}
-	kmsDown := func(err error) (int, string, string, bool) {
-		if errors.Is(err, kms.ErrUnavailable) {
-			return http.StatusServiceUnavailable, "Encryption is unavailable", "Nothing was changed.", true
-		}
-		return 0, "", "", false
-	}
 	s, err := New(Config{BaseURL: base, SessionKeys: []string{acSessionKey}, TrustedProxies: opts.TrustedProxies, ProxyHeader: opts.ProxyHeader},
-		Deps{Logger: log, Auth: asvc, Handlers: h, Mount: []func(e *echo.Echo, r *Router){APICredentialsRoutes(pages, token)}, ErrorMappers: []StatusMapper{kmsDown}})
+		Deps{Logger: log, Auth: asvc, Handlers: h, Mount: []func(e *echo.Echo, r *Router){APICredentialsRoutes(pages, token)}})
 	if err != nil {
 		t.Fatal(err)
 	}

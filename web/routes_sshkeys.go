@@ -17,7 +17,7 @@ func SSHKeysRoutes(h *handlers.SSHKeys) func(e *echo.Echo, r *Router) {
 		g.POST("/ssh-keys/accounts", h.CreateAccount, admin)
 		g.GET("/ssh-keys/accounts/:id/upload", h.UploadForm, admin)
 		g.POST("/ssh-keys/accounts/:id/upload", h.Upload, admin)
-		g.GET("/ssh-keys/keys/:id/revoke", h.RevokeForm, admin)
+		g.GET("/ssh-keys/keys/:id/revoke", h.RevokeConfirm, admin)
 		g.POST("/ssh-keys/keys/:id/revoke", h.Revoke, admin)
 	}
 }

@@ -27,7 +27,7 @@ func WebhooksRoutes(h *handlers.Webhooks) func(e *echo.Echo, r *Router) {
 		g.POST("/webhooks/:id/enable", h.Enable, admin)
 		g.GET("/webhooks/:id/delete", h.DeleteConfirm, admin)
 		g.POST("/webhooks/:id/delete", h.Delete, admin)
-		g.GET("/webhooks/:id/secret", h.SecretForm, admin, recent)
+		g.GET("/webhooks/:id/secret", h.SetSecretConfirm, admin, recent)
 		g.POST("/webhooks/:id/secret", h.SetSecret, admin, recent)
 		g.GET("/webhooks/:id/reveal", h.RevealConfirm, admin, recent)
 		g.POST("/webhooks/:id/reveal", h.Reveal, admin, recent)

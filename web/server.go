@@ -52,8 +52,6 @@ type Deps struct {
 	Ready    []ReadyCheck
 	// Mount adds routes owned by other parts (development IdP, features).
 	Mount []func(e *echo.Echo, r *Router)
-	// ErrorMappers map feature error kinds to responses.
-	ErrorMappers []StatusMapper
 	// Metrics, when set, records every request; MetricsToken exposes it at
 	// /metrics on this listener behind a bearer token (empty: not exposed here).
 	Metrics      *Metrics
@@ -68,7 +66,6 @@ type Server struct {
 	jar       *cookieJar
 	providers map[string]*OIDCProvider
 	log       *slog.Logger
-	mappers   []StatusMapper
 	// csp is the Content-Security-Policy once every provider is discovered.
 	csp atomic.Pointer[string]
 }
@@ -91,7 +88,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, deps: deps, jar: jar, providers: map[string]*OIDCProvider{}, log: deps.Logger, mappers: deps.ErrorMappers}
+	s := &Server{cfg: cfg, deps: deps, jar: jar, providers: map[string]*OIDCProvider{}, log: deps.Logger}
 	for _, p := range cfg.Providers {
 		p.redirectURL = cfg.BaseURL + "/auth/callback/" + p.Info.ID
 		s.providers[p.Info.ID] = p

@@ -13,20 +13,12 @@ import (
 
 	"keyconsole/models"
 	"keyconsole/services/audit"
+	"keyconsole/services/validation"
 )
 
-// ValidationError carries field messages for a refused form.
-type ValidationError struct {
-	Fields map[string]string
-}
-
-func (e *ValidationError) Error() string {
-	parts := make([]string, 0, len(e.Fields))
-	for k, v := range e.Fields {
-		parts = append(parts, k+": "+v)
-	}
-	return "invalid input: " + strings.Join(parts, "; ")
-}
+// ValidationError carries field messages for a refused form; it is the one
+// validation error every service returns.
+type ValidationError = validation.Error
 
 var slugRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$`)
 
@@ -58,14 +50,14 @@ func (s *Service) Create(ctx context.Context, actor audit.Actor, origin audit.Or
 		fields["name"] = "Give the agency's name (at most 200 characters)."
 	}
 	if len(fields) > 0 {
-		return models.Agency{}, &ValidationError{fields}
+		return models.Agency{}, &ValidationError{Fields: fields}
 	}
 	now := s.now().UTC()
 	a := models.Agency{Slug: slug, Name: name, CreatedAt: now, UpdatedAt: now}
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		if err := s.agencies.Create(ctx, &a); err != nil {
 			if errors.Is(err, models.ErrConflict) {
-				return &ValidationError{map[string]string{"slug": "An agency with this slug already exists."}}
+				return &ValidationError{Fields: map[string]string{"slug": "An agency with this slug already exists."}}
 			}
 			return err
 		}
@@ -95,7 +87,7 @@ func (s *Service) Map(ctx context.Context, actor audit.Actor, origin audit.Origi
 		fields["role"] = "Choose admin, reviewer or viewer."
 	}
 	if len(fields) > 0 {
-		return models.RoleMapping{}, &ValidationError{fields}
+		return models.RoleMapping{}, &ValidationError{Fields: fields}
 	}
 	m := models.RoleMapping{AgencyID: agencyID, Provider: provider, GroupValue: group, Role: role, CreatedAt: s.now().UTC()}
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
@@ -105,7 +97,7 @@ func (s *Service) Map(ctx context.Context, actor audit.Actor, origin audit.Origi
 		}
 		if err := s.agencies.AddMapping(ctx, &m); err != nil {
 			if errors.Is(err, models.ErrConflict) {
-				return &ValidationError{map[string]string{"group": "This group already has this role in the agency."}}
+				return &ValidationError{Fields: map[string]string{"group": "This group already has this role in the agency."}}
 			}
 			return err
 		}

@@ -30,6 +30,7 @@ import (
 	"keyconsole/services/oauth"
 	"keyconsole/services/policy"
 	"keyconsole/services/secrets"
+	"keyconsole/services/validation"
 )
 
 // Platform secrets this package keeps through the secret service.
@@ -82,12 +83,9 @@ func (e *AlreadySubmittedError) Error() string {
 	return "apiclients: this form was already submitted"
 }
 
-// ValidationError is a refused form: field name to message.
-type ValidationError struct {
-	Fields map[string]string
-}
-
-func (e *ValidationError) Error() string { return "apiclients: invalid input" }
+// ValidationError is a refused form: field name to message; it is the one
+// validation error every service returns.
+type ValidationError = validation.Error
 
 // SecretStore keeps platform secrets sealed (the secrets service).
 type SecretStore interface {

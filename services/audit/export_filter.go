@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"keyconsole/models"
+	"keyconsole/services/validation"
 )
 
 // Filter is a view of one agency's audit log as people write it, in a URL
@@ -49,8 +50,9 @@ func (e *FilterError) Error() string {
 // ErrFilter is what a FilterError unwraps to.
 var ErrFilter = errors.New("audit: invalid filter")
 
-// Unwrap lets callers test for ErrFilter.
-func (e *FilterError) Unwrap() error { return ErrFilter }
+// Unwrap lets callers test for ErrFilter, and find the refused fields as a
+// *validation.Error (which the web answers 422).
+func (e *FilterError) Unwrap() []error { return []error{ErrFilter, validation.New(e.Fields)} }
 
 // FilterKeys are the query-string names of the filter fields, in display order.
 var FilterKeys = []string{"from", "to", "actor", "action", "target_type", "target", "outcome"}

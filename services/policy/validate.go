@@ -3,6 +3,8 @@ package policy
 import (
 	"fmt"
 	"slices"
+
+	"keyconsole/services/validation"
 )
 
 // Accepted ranges of policy values.
@@ -20,12 +22,9 @@ const (
 // RSASizes are the minimum RSA key sizes an agency may choose.
 func RSASizes() []int { return []int{2048, 3072, 4096} }
 
-// ValidationError is a refused policy: field name to message.
-type ValidationError struct {
-	Fields map[string]string
-}
-
-func (e *ValidationError) Error() string { return "policy: invalid values" }
+// ValidationError is a refused policy: field name to message; it is the one
+// validation error every service returns.
+type ValidationError = validation.Error
 
 // Validate checks every value of p and returns a *ValidationError naming
 // each refused field, or nil.

@@ -20,6 +20,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
+
+	"keyconsole/services/validation"
 )
 
 // DefaultMinRSABits is the smallest RSA modulus accepted when no agency policy says otherwise.
@@ -101,6 +103,10 @@ type RefusalError struct {
 
 // Error returns the user-facing message.
 func (e *RefusalError) Error() string { return e.Message }
+
+// Unwrap makes a refused upload a refused form field (public_key) too, so
+// errors.As finds it as a *validation.Error.
+func (e *RefusalError) Unwrap() error { return validation.Field("public_key", e.Message) }
 
 func refuse(code, format string, args ...any) *RefusalError {
 	return &RefusalError{Code: code, Message: fmt.Sprintf(format, args...)}

@@ -15,6 +15,7 @@ import (
 	"keyconsole/models"
 	"keyconsole/services/audit"
 	"keyconsole/services/policy"
+	"keyconsole/services/validation"
 )
 
 // CodeDuplicate is the refusal of a key that is already active on an SFTP
@@ -43,14 +44,9 @@ const MaxExpiry = 10 * 366 * 24 * time.Hour
 // ErrNotActive means a key is already revoked or expired.
 var ErrNotActive = errors.New("sshkeys: key is not active")
 
-// ValidationError carries field messages for a refused form.
-type ValidationError struct {
-	Fields map[string]string
-}
-
-func (e *ValidationError) Error() string {
-	return fmt.Sprintf("sshkeys: invalid input (%d fields)", len(e.Fields))
-}
+// ValidationError carries field messages for a refused form; it is the one
+// validation error every service returns.
+type ValidationError = validation.Error
 
 // Service manages SFTP accounts and their public keys; every change is
 // audited in its own transaction.
@@ -119,14 +115,14 @@ func AccountName(agencySlug, env string) string { return agencySlug + "-" + env 
 // named "<agency slug>-<environment>".
 func (s *Service) CreateAccount(ctx context.Context, actor audit.Actor, origin audit.Origin, agency models.Agency, env string) (models.SFTPAccount, error) {
 	if env != models.EnvProd && env != models.EnvStg {
-		return models.SFTPAccount{}, &ValidationError{map[string]string{"environment": "Choose Production (prod) or Staging (stg)."}}
+		return models.SFTPAccount{}, &ValidationError{Fields: map[string]string{"environment": "Choose Production (prod) or Staging (stg)."}}
 	}
 	a := models.SFTPAccount{AgencyID: agency.ID, Name: AccountName(agency.Slug, env), Environment: env,
 		CreatedByID: actorUserID(actor), CreatedByName: actor.Name, CreatedAt: s.clock()}
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
 		if err := s.store.CreateAccount(ctx, &a); err != nil {
 			if errors.Is(err, models.ErrConflict) {
-				return &ValidationError{map[string]string{"environment": fmt.Sprintf(
+				return &ValidationError{Fields: map[string]string{"environment": fmt.Sprintf(
 					"The SFTP account %s already exists.", a.Name)}}
 			}
 			return err
@@ -199,9 +195,9 @@ func (s *Service) Upload(ctx context.Context, actor audit.Actor, origin audit.Or
 		e := expiresAt.UTC().Truncate(time.Microsecond)
 		switch {
 		case !e.After(now):
-			return models.SSHKey{}, &ValidationError{map[string]string{"expires_on": "The expiry date must be in the future."}}
+			return models.SSHKey{}, &ValidationError{Fields: map[string]string{"expires_on": "The expiry date must be in the future."}}
 		case e.After(now.Add(MaxExpiry)):
-			return models.SSHKey{}, &ValidationError{map[string]string{"expires_on": "The expiry date must be within ten years."}}
+			return models.SSHKey{}, &ValidationError{Fields: map[string]string{"expires_on": "The expiry date must be within ten years."}}
 		}
 		expiresAt = &e
 	}

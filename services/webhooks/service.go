@@ -18,6 +18,7 @@ import (
 	"keyconsole/services/audit"
 	"keyconsole/services/policy"
 	"keyconsole/services/secrets"
+	"keyconsole/services/validation"
 )
 
 // Rotation overlap limits and the record type of sealed webhook secrets.
@@ -41,23 +42,15 @@ var (
 	ErrDisabled      = errors.New("webhooks: the endpoint is disabled")
 	ErrBadPayload    = errors.New("webhooks: the payload is not a JSON value of at most 256 KiB")
 	ErrNoRotation    = errors.New("webhooks: no rotation window is open")
-	ErrChanged       = errors.New("webhooks: the endpoint's secret changed meanwhile")
+	// ErrChanged is a conflict: someone else changed the endpoint meanwhile.
+	ErrChanged = models.NewRefusal(models.ErrConflict, "webhooks: the endpoint's secret changed meanwhile",
+		"Changed meanwhile", "The endpoint was changed by someone else at the same time. Nothing was changed; reload the page and try again.")
 )
 
 // InputError is a refused form: field name to a message for the person who
-// filled it in. Messages never repeat a secret.
-type InputError struct {
-	Fields map[string]string
-}
-
-// Error lists the refused fields.
-func (e *InputError) Error() string {
-	names := make([]string, 0, len(e.Fields))
-	for k := range e.Fields {
-		names = append(names, k)
-	}
-	return "webhooks: invalid " + strings.Join(names, ", ")
-}
+// filled it in; it is the one validation error every service returns.
+// Messages never repeat a secret.
+type InputError = validation.Error
 
 // Caller is who asks for a change and from where, for the audit record.
 type Caller struct {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"keyconsole/models"
 )
 
 // Standard Webhooks header names and the timestamp tolerance receivers apply.
@@ -33,7 +35,9 @@ var (
 	ErrTimestampTooOld     = errors.New("webhook-timestamp is more than 5 minutes old")
 	ErrTimestampTooNew     = errors.New("webhook-timestamp is more than 5 minutes in the future")
 	ErrNoMatchingSignature = errors.New("no matching signature")
-	ErrNoSecret            = errors.New("no usable signing secret")
+	// ErrNoSecret is a conflict: the endpoint has no secret to sign or show yet.
+	ErrNoSecret = models.NewRefusal(models.ErrConflict, "no usable signing secret",
+		"No secret", "This endpoint has no signing secret yet. Set one first.")
 )
 
 // Sign returns the webhook-signature header value for one message: one

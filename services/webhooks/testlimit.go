@@ -1,13 +1,14 @@
 package webhooks
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"keyconsole/models"
 )
 
 // Test events are limited per endpoint: TestEventBurst may be sent at once,
@@ -21,8 +22,11 @@ const (
 	TestEventInterval = 12 * time.Second
 )
 
-// ErrTestLimited matches a *TestLimitError with errors.Is.
-var ErrTestLimited = errors.New("webhooks: too many test events for this endpoint")
+// ErrTestLimited matches a *TestLimitError with errors.Is; it is of the
+// kind models.ErrLimited.
+var ErrTestLimited = models.NewRefusal(models.ErrLimited, "webhooks: too many test events for this endpoint", "Too many test events", fmt.Sprintf(
+	"This endpoint was sent %d test events in a short time, the most the console sends at once; it sends one more every %d seconds. "+
+		"Nothing was sent this time. Wait a little and try again.", TestEventBurst, int(TestEventInterval.Seconds())))
 
 // TestLimitError refuses a test event over the endpoint's limit; nothing was
 // sent or logged.
