@@ -176,14 +176,11 @@ func (s *APIClientStore) PageInto(ctx context.Context, agencyID int64, environme
 		return fmt.Errorf("models: api credentials page: %w", classify(err))
 	}
 	defer rows.Close()
-	// The optional times of the page share one allocation (room for two a
-	// row; more take one each).
-	t := newArenaTimeScanners(4, 2*limit)
 	for rows.Next() {
 		c := next()
 		c.AgencyID, c.Environment = agencyID, environment
-		t[0].Dst, t[1].Dst, t[2].Dst, t[3].Dst = &c.RotatedAt, &c.ExpiresAt, &c.RevokedAt, &c.LastUsedAt
-		if err := rows.Scan(&c.ID, &c.Name, &c.ClientID, &c.CreatedByName, scanTime(&c.CreatedAt), &t[0], &t[1], &t[2], &t[3]); err != nil {
+		if err := rows.Scan(&c.ID, &c.Name, &c.ClientID, &c.CreatedByName, scanTime(&c.CreatedAt),
+			scanNullTime(&c.RotatedAt), scanNullTime(&c.ExpiresAt), scanNullTime(&c.RevokedAt), scanNullTime(&c.LastUsedAt)); err != nil {
 			return fmt.Errorf("models: api credentials page: %w", err)
 		}
 	}
