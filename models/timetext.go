@@ -8,23 +8,14 @@ import (
 
 // This file is the one timestamp codec of the hot queries. Timestamps read
 // in bulk (list pages, the session of every request) are selected on
-// SQLite as text (sqliteTimeText) and scanned with scanTime / scanNullTime,
+// SQLite as text (CAST(column AS TEXT): an expression has no declared type,
+// so the driver leaves it a string) and scanned with scanTime / scanNullTime,
 // which parse SQLite's text format directly instead of the driver's trial
 // of layouts through time.Parse; on PostgreSQL the same scanners receive
 // time.Time values from the driver. The audit export, which writes times as
 // text, rewrites the stored text without parsing it (appendTimeText).
 // Every fast path here is held to the driver's reading by a test or a fuzz
 // target (timetext_test.go, audit_text_internal_test.go).
-
-// sqliteTimeText selects a DATETIME column as its stored text on SQLite
-// (an expression has no declared type, so the driver leaves it a string)
-// and as itself elsewhere.
-func sqliteTimeText(d Dialect, column string) string {
-	if d == SQLite {
-		return "CAST(" + column + " AS TEXT)"
-	}
-	return column
-}
 
 // timeScanner stores a timestamp column into a time.Time.
 type timeScanner struct{ dst *time.Time }
