@@ -156,48 +156,49 @@ var (
 	}
 )
 
+// CredentialListRow is one credential as a list of credentials shows it:
+// what Page reads, and nothing else.
+type CredentialListRow struct {
+	ID            int64
+	AgencyID      int64
+	Environment   string
+	Name          string
+	ClientID      string
+	CreatedByName string
+	CreatedAt     time.Time
+	RotatedAt     *time.Time
+	ExpiresAt     *time.Time
+	RevokedAt     *time.Time
+	LastUsedAt    *time.Time
+}
+
 // Page returns up to limit credentials of an agency in one environment,
 // newest first, older than beforeID when it is positive: a keyset page
 // read through the (agency_id, environment, id) index, so a page costs the
-// same however many credentials the agency has. Only listColumns are read,
-// with the agency id and the environment: the other fields (the secret's
-// hash and version, the expiry record, ...) stay zero.
-func (s *APIClientStore) Page(ctx context.Context, agencyID int64, environment string, beforeID int64, limit int) ([]APICredential, error) {
-	out := make([]APICredential, 0, limit)
-	err := s.PageInto(ctx, agencyID, environment, beforeID, limit, func() *APICredential {
-		out = append(out, APICredential{})
-		return &out[len(out)-1]
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// PageInto is Page reading each row into the zero credential next returns
-// for it, so a caller can read the rows into its own records.
-func (s *APIClientStore) PageInto(ctx context.Context, agencyID int64, environment string, beforeID int64, limit int, next func() *APICredential) error {
+// same however many credentials the agency has.
+func (s *APIClientStore) Page(ctx context.Context, agencyID int64, environment string, beforeID int64, limit int) ([]CredentialListRow, error) {
 	q, args := pageSQL, []any{agencyID, environment, limit}
 	if beforeID > 0 {
 		q, args = pageBeforeSQL, []any{agencyID, environment, beforeID, limit}
 	}
 	rows, err := s.db.query(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("models: api credentials page: %w", classify(err))
+		return nil, fmt.Errorf("models: api credentials page: %w", classify(err))
 	}
 	defer rows.Close()
+	out := make([]CredentialListRow, 0, limit)
 	for rows.Next() {
-		c := next()
-		c.AgencyID, c.Environment = agencyID, environment
+		out = append(out, CredentialListRow{AgencyID: agencyID, Environment: environment})
+		c := &out[len(out)-1]
 		if err := rows.Scan(&c.ID, &c.Name, &c.ClientID, &c.CreatedByName, scanTime(&c.CreatedAt),
 			scanNullTime(&c.RotatedAt), scanNullTime(&c.ExpiresAt), scanNullTime(&c.RevokedAt), scanNullTime(&c.LastUsedAt)); err != nil {
-			return fmt.Errorf("models: api credentials page: %w", err)
+			return nil, fmt.Errorf("models: api credentials page: %w", err)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("models: api credentials page: %w", classify(err))
+		return nil, fmt.Errorf("models: api credentials page: %w", classify(err))
 	}
-	return nil
+	return out, nil
 }
 
 // AuthByClientID returns a credential with its agency's slug by client_id: one
