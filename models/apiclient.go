@@ -203,7 +203,8 @@ func (s *APIClientStore) Page(ctx context.Context, agencyID int64, environment s
 
 // AuthByClientID returns a credential with its agency's slug by client_id: one
 // indexed query, made for every token request so a regenerated or revoked
-// secret stops working at once on every replica. Only authColumns are read.
+// secret stops working at once on every replica. Only the columns of
+// authByClientIDSQL are read.
 func (s *APIClientStore) AuthByClientID(ctx context.Context, clientID string) (AuthCredential, error) {
 	var c AuthCredential
 	// One row scanned straight into its fields: GORM's statement building
