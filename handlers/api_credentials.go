@@ -151,7 +151,7 @@ func (h *APICredentials) List(c echo.Context) error {
 	d := views.APICredentialList{NewPath: base + "/new", MaxAgeDays: maxAgeDays(pol)}
 	for _, env := range []string{oauth.EnvStaging, oauth.EnvProduction} {
 		before, _ := strconv.ParseInt(q.Get(env+"_before"), 10, 64)
-		list, more, err := h.Svc.PageWith(ctx, s.Agency.ID, pol, env, max(before, 0), credentialPageSize)
+		list, more, err := h.Svc.Page(ctx, s.Agency.ID, pol, env, max(before, 0), credentialPageSize)
 		if err != nil {
 			return err
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -119,99 +118,98 @@ func (s *APIClientStore) List(ctx context.Context, agencyID int64) ([]APICredent
 	return out, nil
 }
 
-// listColumns are the columns a list of credentials shows, in the order
-// Page scans them. On SQLite the timestamps are read as their text
-// (listColumnsSQLite), which parseDBTime reads far faster than the driver.
-const listColumns = "id, name, client_id, created_by_name, created_at, rotated_at, expires_at, revoked_at, last_used_at"
-
-const listColumnsSQLite = "id, name, client_id, created_by_name, " +
-	"CAST(created_at AS TEXT), CAST(rotated_at AS TEXT), CAST(expires_at AS TEXT), CAST(revoked_at AS TEXT), CAST(last_used_at AS TEXT)"
-
-// The statements of Page, one per dialect and cursor use.
-const (
-	pageSQLite       = "SELECT " + listColumnsSQLite + " FROM api_credentials WHERE agency_id = ? AND environment = ? ORDER BY id DESC LIMIT ?"
-	pageSQLiteBefore = "SELECT " + listColumnsSQLite + " FROM api_credentials WHERE agency_id = ? AND environment = ? AND id < ? ORDER BY id DESC LIMIT ?"
-	pagePG           = "SELECT " + listColumns + " FROM api_credentials WHERE agency_id = $1 AND environment = $2 ORDER BY id DESC LIMIT $3"
-	pagePGBefore     = "SELECT " + listColumns + " FROM api_credentials WHERE agency_id = $1 AND environment = $2 AND id < $3 ORDER BY id DESC LIMIT $4"
+// The statements of Page, one pair per cursor use. On SQLite the
+// timestamps are read as their text, which parseDBTime reads far faster
+// than the driver.
+var (
+	pageSQL = dialectSQL{
+		SQLite: `
+			SELECT id, name, client_id, created_by_name, CAST(created_at AS TEXT), CAST(rotated_at AS TEXT),
+			       CAST(expires_at AS TEXT), CAST(revoked_at AS TEXT), CAST(last_used_at AS TEXT)
+			FROM api_credentials
+			WHERE agency_id = ? AND environment = ?
+			ORDER BY id DESC
+			LIMIT ?`,
+		Postgres: `
+			SELECT id, name, client_id, created_by_name, created_at, rotated_at,
+			       expires_at, revoked_at, last_used_at
+			FROM api_credentials
+			WHERE agency_id = $1 AND environment = $2
+			ORDER BY id DESC
+			LIMIT $3`,
+	}
+	pageBeforeSQL = dialectSQL{
+		SQLite: `
+			SELECT id, name, client_id, created_by_name, CAST(created_at AS TEXT), CAST(rotated_at AS TEXT),
+			       CAST(expires_at AS TEXT), CAST(revoked_at AS TEXT), CAST(last_used_at AS TEXT)
+			FROM api_credentials
+			WHERE agency_id = ? AND environment = ? AND id < ?
+			ORDER BY id DESC
+			LIMIT ?`,
+		Postgres: `
+			SELECT id, name, client_id, created_by_name, created_at, rotated_at,
+			       expires_at, revoked_at, last_used_at
+			FROM api_credentials
+			WHERE agency_id = $1 AND environment = $2 AND id < $3
+			ORDER BY id DESC
+			LIMIT $4`,
+	}
 )
+
+// CredentialListRow is one credential as a list of credentials shows it:
+// what Page reads, and nothing else.
+type CredentialListRow struct {
+	ID            int64
+	AgencyID      int64
+	Environment   string
+	Name          string
+	ClientID      string
+	CreatedByName string
+	CreatedAt     time.Time
+	RotatedAt     *time.Time
+	ExpiresAt     *time.Time
+	RevokedAt     *time.Time
+	LastUsedAt    *time.Time
+}
 
 // Page returns up to limit credentials of an agency in one environment,
 // newest first, older than beforeID when it is positive: a keyset page
 // read through the (agency_id, environment, id) index, so a page costs the
-// same however many credentials the agency has. Only listColumns are read,
-// with the agency id and the environment: the other fields (the secret's
-// hash and version, the expiry record, ...) stay zero.
-func (s *APIClientStore) Page(ctx context.Context, agencyID int64, environment string, beforeID int64, limit int) ([]APICredential, error) {
-	out := make([]APICredential, 0, limit)
-	err := s.PageInto(ctx, agencyID, environment, beforeID, limit, func() *APICredential {
-		out = append(out, APICredential{})
-		return &out[len(out)-1]
-	})
+// same however many credentials the agency has.
+func (s *APIClientStore) Page(ctx context.Context, agencyID int64, environment string, beforeID int64, limit int) ([]CredentialListRow, error) {
+	q, args := pageSQL, []any{agencyID, environment, limit}
+	if beforeID > 0 {
+		q, args = pageBeforeSQL, []any{agencyID, environment, beforeID, limit}
+	}
+	rows, err := s.db.query(ctx, q, args...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("models: api credentials page: %w", classify(err))
+	}
+	defer rows.Close()
+	out := make([]CredentialListRow, 0, limit)
+	for rows.Next() {
+		out = append(out, CredentialListRow{AgencyID: agencyID, Environment: environment})
+		c := &out[len(out)-1]
+		if err := rows.Scan(&c.ID, &c.Name, &c.ClientID, &c.CreatedByName, scanTime(&c.CreatedAt),
+			scanNullTime(&c.RotatedAt), scanNullTime(&c.ExpiresAt), scanNullTime(&c.RevokedAt), scanNullTime(&c.LastUsedAt)); err != nil {
+			return nil, fmt.Errorf("models: api credentials page: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("models: api credentials page: %w", classify(err))
 	}
 	return out, nil
 }
 
-// PageInto is Page reading each row into the zero credential next returns
-// for it, so a caller can read the rows into its own records.
-func (s *APIClientStore) PageInto(ctx context.Context, agencyID int64, environment string, beforeID int64, limit int, next func() *APICredential) error {
-	var q string
-	var args []any
-	switch {
-	case beforeID > 0 && s.db.Dialect == Postgres:
-		q, args = pagePGBefore, []any{agencyID, environment, beforeID, limit}
-	case s.db.Dialect == Postgres:
-		q, args = pagePG, []any{agencyID, environment, limit}
-	case beforeID > 0:
-		q, args = pageSQLiteBefore, []any{agencyID, environment, beforeID, limit}
-	default:
-		q, args = pageSQLite, []any{agencyID, environment, limit}
-	}
-	// Rows are scanned straight into their fields, without GORM's per-row
-	// reflection.
-	conn := s.db.Conn(ctx)
-	rows, err := conn.Statement.ConnPool.QueryContext(conn.Statement.Context, q, args...)
-	if err != nil {
-		return fmt.Errorf("models: api credentials page: %w", classify(err))
-	}
-	defer rows.Close()
-	// The optional times of the page share one allocation (room for two a
-	// row; more take one each).
-	t := newArenaTimeScanners(4, 2*limit)
-	for rows.Next() {
-		c := next()
-		c.AgencyID, c.Environment = agencyID, environment
-		t[0].Dst, t[1].Dst, t[2].Dst, t[3].Dst = &c.RotatedAt, &c.ExpiresAt, &c.RevokedAt, &c.LastUsedAt
-		if err := rows.Scan(&c.ID, &c.Name, &c.ClientID, &c.CreatedByName, scanTime(&c.CreatedAt), &t[0], &t[1], &t[2], &t[3]); err != nil {
-			return fmt.Errorf("models: api credentials page: %w", err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("models: api credentials page: %w", classify(err))
-	}
-	return nil
-}
-
-// authColumns are what authentication reads: naming them instead of
-// api_credentials.* halves the statement's compile time, which the SQLite
-// driver pays on every execution.
-const authColumns = "api_credentials.id, api_credentials.agency_id, api_credentials.name, api_credentials.environment, api_credentials.client_id, " +
-	"api_credentials.secret_hash, api_credentials.secret_version, api_credentials.pepper_id, api_credentials.expires_at, api_credentials.revoked_at, agencies.slug AS agency_slug"
-
 // AuthByClientID returns a credential with its agency's slug by client_id: one
 // indexed query, made for every token request so a regenerated or revoked
-// secret stops working at once on every replica. Only authColumns are read.
+// secret stops working at once on every replica. Only the columns of
+// authByClientIDSQL are read.
 func (s *APIClientStore) AuthByClientID(ctx context.Context, clientID string) (AuthCredential, error) {
 	var c AuthCredential
-	q := authByClientIDSQL
-	if s.db.Dialect == Postgres {
-		q = strings.Replace(q, "?", "$1", 1)
-	}
 	// One row scanned straight into its fields: GORM's statement building
 	// and reflection were a third of the lookup.
-	conn := s.db.Conn(ctx)
-	err := conn.Statement.ConnPool.QueryRowContext(conn.Statement.Context, q, clientID).Scan(&c.ID, &c.AgencyID, &c.Name, &c.Environment,
+	err := s.db.queryRow(ctx, authByClientIDSQL, clientID).Scan(&c.ID, &c.AgencyID, &c.Name, &c.Environment,
 		&c.ClientID, &c.SecretHash, &c.SecretVersion, &c.PepperID, &c.ExpiresAt, &c.RevokedAt, &c.AgencySlug)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = gorm.ErrRecordNotFound
@@ -222,7 +220,25 @@ func (s *APIClientStore) AuthByClientID(ctx context.Context, clientID string) (A
 	return c, nil
 }
 
-const authByClientIDSQL = "SELECT " + authColumns + " FROM api_credentials JOIN agencies ON agencies.id = api_credentials.agency_id WHERE api_credentials.client_id = ? LIMIT 1"
+// authByClientIDSQL names the columns authentication reads instead of
+// api_credentials.*: that halves the statement's compile time, which the
+// SQLite driver pays on every execution.
+var authByClientIDSQL = dialectSQL{
+	SQLite: `
+		SELECT c.id, c.agency_id, c.name, c.environment, c.client_id, c.secret_hash, c.secret_version,
+		       c.pepper_id, c.expires_at, c.revoked_at, a.slug
+		FROM api_credentials c
+		JOIN agencies a ON a.id = c.agency_id
+		WHERE c.client_id = ?
+		LIMIT 1`,
+	Postgres: `
+		SELECT c.id, c.agency_id, c.name, c.environment, c.client_id, c.secret_hash, c.secret_version,
+		       c.pepper_id, c.expires_at, c.revoked_at, a.slug
+		FROM api_credentials c
+		JOIN agencies a ON a.id = c.agency_id
+		WHERE c.client_id = $1
+		LIMIT 1`,
+}
 
 // ReplaceSecret stores a new secret hash for a live credential of an
 // agency, only if its secret version is still expectVersion; it reports
@@ -267,23 +283,18 @@ func (s *APIClientStore) TouchLastUsed(ctx context.Context, lastUse map[int64]ti
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	q := touchLastUsedSQL
-	if s.db.Dialect == Postgres {
-		q = "UPDATE api_credentials SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)"
-	}
 	return s.db.Tx(ctx, func(ctx context.Context) error {
 		// One prepared statement for the whole flush: through GORM's
 		// builder each of up to tens of thousands of rows cost its own
 		// statement building and reflection, a burst of CPU once a minute
 		// that the token endpoint's latency felt.
-		c := s.db.Conn(ctx)
 		for _, id := range ids {
 			at := lastUse[id].UTC().Truncate(time.Microsecond)
 			args := []any{at, id, at}
 			if s.db.Dialect == Postgres {
 				args = args[:2]
 			}
-			if _, err := c.Statement.ConnPool.ExecContext(c.Statement.Context, q, args...); err != nil {
+			if _, err := s.db.exec(ctx, touchLastUsedSQL, args...); err != nil {
 				return fmt.Errorf("models: record api credential use: %w", classify(err))
 			}
 		}
@@ -291,7 +302,14 @@ func (s *APIClientStore) TouchLastUsed(ctx context.Context, lastUse map[int64]ti
 	})
 }
 
-const touchLastUsedSQL = "UPDATE api_credentials SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)"
+var touchLastUsedSQL = dialectSQL{
+	SQLite: `
+		UPDATE api_credentials SET last_used_at = ?
+		WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
+	Postgres: `
+		UPDATE api_credentials SET last_used_at = $1
+		WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)`,
+}
 
 // DueForExpiry returns up to limit live credentials whose expiry date has
 // passed at now but whose expiry has not been recorded yet.

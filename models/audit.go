@@ -165,15 +165,6 @@ func (s *AuditStore) Page(ctx context.Context, f AuditFilter, limit int) ([]Audi
 	return out, nil
 }
 
-// Ascending returns up to limit events matching f in chain order (by id), after f.AfterID.
-func (s *AuditStore) Ascending(ctx context.Context, f AuditFilter, limit int) ([]AuditEvent, error) {
-	var out []AuditEvent
-	if err := s.filtered(ctx, f).Order("id ASC").Limit(limit).Find(&out).Error; err != nil {
-		return nil, fmt.Errorf("models: audit scan: %w", classify(err))
-	}
-	return out, nil
-}
-
 // Count returns how many events match f.
 func (s *AuditStore) Count(ctx context.Context, f AuditFilter) (int64, error) {
 	var n int64

@@ -6,38 +6,36 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 )
 
 // auditColumns are audit_events' columns in AuditEvent's field order.
 const auditColumns = "id, agency_id, seq, occurred_at, actor_type, actor_id, actor_name, action, target_type, target_id, target_name, " +
 	"outcome, reason, source_ip, user_agent, request_id, details, prev_hash, hash"
 
-// AscendingInto is Ascending for bulk readers such as exports: it appends
-// the events to buf[:0], reusing its memory from one batch to the next, and
-// scans each row straight into its fields instead of through GORM's
-// per-row reflection, which was a fifth of an export's time.
-func (s *AuditStore) AscendingInto(ctx context.Context, f AuditFilter, limit int, buf []AuditEvent) ([]AuditEvent, error) {
+// The two readers of audit_events in chain order: Ascending, which
+// returns events, for pages and the JSON Lines and PDF exports, and
+// AscendingText, which hands over each row as text, for the CSV export.
+
+// Ascending returns up to limit events matching f in chain order (by id),
+// after f.AfterID. Each row is scanned straight into its fields instead of
+// through GORM's per-row reflection, which was a fifth of an export's time.
+func (s *AuditStore) Ascending(ctx context.Context, f AuditFilter, limit int) ([]AuditEvent, error) {
 	rows, err := s.filtered(ctx, f).Select(auditColumns).Order("id ASC").Limit(limit).Rows()
 	if err != nil {
-		return buf[:0], fmt.Errorf("models: audit scan: %w", classify(err))
+		return nil, fmt.Errorf("models: audit scan: %w", classify(err))
 	}
 	defer rows.Close()
-	out := buf[:0]
+	out := make([]AuditEvent, 0, min(limit, 1000))
 	for rows.Next() {
-		if len(out) < cap(out) {
-			out = out[:len(out)+1]
-		} else {
-			out = append(out, AuditEvent{})
-		}
+		out = append(out, AuditEvent{})
 		e := &out[len(out)-1]
 		if err := rows.Scan(&e.ID, &e.AgencyID, &e.Seq, &e.OccurredAt, &e.ActorType, &e.ActorID, &e.ActorName, &e.Action, &e.TargetType,
 			&e.TargetID, &e.TargetName, &e.Outcome, &e.Reason, &e.SourceIP, &e.UserAgent, &e.RequestID, &e.Details, &e.PrevHash, &e.Hash); err != nil {
-			return out[:0], fmt.Errorf("models: audit scan: %w", err)
+			return nil, fmt.Errorf("models: audit scan: %w", err)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return out[:0], fmt.Errorf("models: audit scan: %w", classify(err))
+		return nil, fmt.Errorf("models: audit scan: %w", classify(err))
 	}
 	return out, nil
 }
@@ -249,116 +247,4 @@ func int64Value(v any) (int64, error) {
 		return 0, err
 	}
 	return n.V, nil
-}
-
-// appendTimeText appends the time v in UTC formatted with time.RFC3339Nano:
-// v is a time.Time (PostgreSQL) or the text SQLite stores, which is read
-// exactly as the SQLite driver reads a DATETIME column (parseStoredTime).
-// The text the driver itself writes, "2006-01-02 15:04:05.999999999+00:00",
-// is rewritten without parsing it into a time.Time.
-func appendTimeText(dst []byte, v any) ([]byte, error) {
-	switch v := v.(type) {
-	case time.Time:
-		return v.UTC().AppendFormat(dst, time.RFC3339Nano), nil
-	case string:
-		if out, ok := appendStoredUTC(dst, v); ok {
-			return out, nil
-		}
-		if t, ok := parseStoredTime(v); ok {
-			return t.UTC().AppendFormat(dst, time.RFC3339Nano), nil
-		}
-	}
-	return dst, fmt.Errorf("unsupported Scan, storing driver.Value type %T into type *time.Time", v)
-}
-
-// appendStoredUTC rewrites a stored time of the form
-// "YYYY-MM-DD HH:MM:SS[.F]+00:00" (or with a 'T' for the space; F is one to
-// nine digits) that time.Parse accepts into its time.RFC3339Nano form in
-// UTC: the same fields, a 'T', the fraction without trailing zeros and a
-// 'Z'. It reports false for any other text, which is then parsed.
-func appendStoredUTC(dst []byte, s string) ([]byte, bool) {
-	const suffix = "+00:00"
-	if len(s) < 19+len(suffix) || s[len(s)-len(suffix):] != suffix {
-		return dst, false
-	}
-	if s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' || s[16] != ':' {
-		return dst, false
-	}
-	num := func(i, n int) int {
-		v := 0
-		for _, c := range []byte(s[i : i+n]) {
-			if c < '0' || c > '9' {
-				return -1
-			}
-			v = v*10 + int(c-'0')
-		}
-		return v
-	}
-	year, month, day := num(0, 4), num(5, 2), num(8, 2)
-	hour, minute, sec := num(11, 2), num(14, 2), num(17, 2)
-	if year < 0 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
-		hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
-		return dst, false
-	}
-	frac := s[19 : len(s)-len(suffix)]
-	if frac != "" {
-		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 || num(20, len(frac)-1) < 0 {
-			return dst, false
-		}
-		frac = strings.TrimRight(frac, "0")
-		if frac == "." {
-			frac = ""
-		}
-	}
-	dst = append(dst, s[:10]...)
-	dst = append(dst, 'T')
-	dst = append(dst, s[11:19]...)
-	dst = append(dst, frac...)
-	return append(dst, 'Z'), true
-}
-
-func daysIn(month, year int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
-}
-
-// storedTimeLayouts are the layouts the SQLite driver (modernc.org/sqlite,
-// parseTimeFormats) reads a DATETIME column's text with, in its order.
-var storedTimeLayouts = []string{
-	"2006-01-02 15:04:05.999999999-07:00",
-	"2006-01-02T15:04:05.999999999-07:00",
-	"2006-01-02 15:04:05.999999999",
-	"2006-01-02T15:04:05.999999999",
-	"2006-01-02 15:04",
-	"2006-01-02T15:04",
-	"2006-01-02",
-}
-
-// parseStoredTime reads the text of a DATETIME column as the SQLite driver
-// does when it delivers one ((*conn).parseTime, no _loc): first as
-// time.Time.String's form (up to a monotonic clock reading), then, without
-// a trailing 'Z', with each of storedTimeLayouts.
-func parseStoredTime(s string) (time.Time, bool) {
-	str := s
-	if x := strings.Index(str, "m="); x > 0 {
-		str = str[:x]
-	}
-	if t, err := time.Parse("2006-01-02 15:04:05.999999999 -0700 MST", strings.TrimSpace(str)); err == nil {
-		return t, true
-	}
-	ts := strings.TrimSuffix(s, "Z")
-	for _, layout := range storedTimeLayouts {
-		if t, err := time.Parse(layout, ts); err == nil {
-			return t, true
-		}
-	}
-	return time.Time{}, false
 }

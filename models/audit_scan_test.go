@@ -11,9 +11,9 @@ import (
 	"keyconsole/models/modelstest"
 )
 
-// TestAuditAscendingIntoMatchesAscending reads the same filtered batches
-// both ways, reusing one buffer, and expects the same events.
-func TestAuditAscendingIntoMatchesAscending(t *testing.T) {
+// TestAuditAscendingMatchesGORM reads the same filtered batches with
+// Ascending's direct scan and through GORM, and expects the same events.
+func TestAuditAscendingMatchesGORM(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *models.DB) {
 		ctx := context.Background()
 		ag := newAgency(t, db, "scan-county")
@@ -36,14 +36,18 @@ func TestAuditAscendingIntoMatchesAscending(t *testing.T) {
 			{AgencyID: ag.ID, Action: "a.two"},
 			{AgencyID: other.ID, AfterID: 10},
 		} {
-			var buf []models.AuditEvent
 			var got, want []models.AuditEvent
 			for cur := f; ; {
-				b, err := store.Ascending(ctx, cur, 4)
-				if err != nil {
+				var b []models.AuditEvent
+				q := db.Gorm.Where("agency_id = ? AND id > ?", cur.AgencyID, cur.AfterID)
+				if cur.Action != "" {
+					q = q.Where("action = ?", cur.Action)
+				}
+				if err := q.Order("id ASC").Limit(4).Find(&b).Error; err != nil {
 					t.Fatal(err)
 				}
-				if buf, err = store.AscendingInto(ctx, cur, 4, buf); err != nil {
+				buf, err := store.Ascending(ctx, cur, 4)
+				if err != nil {
 					t.Fatal(err)
 				}
 				want = append(want, b...)

@@ -21,7 +21,7 @@ func FuzzAppendStoredUTC(f *testing.F) {
 		if !ok {
 			return
 		}
-		tm, ok := parseStoredTime(s)
+		tm, ok := parseDBTimeAsDriver(s)
 		if !ok {
 			t.Fatalf("appendStoredUTC(%q) = %q, but the driver does not read it", s, got)
 		}
@@ -38,7 +38,7 @@ func TestAppendStoredUTCTakesTheWrittenForm(t *testing.T) {
 		time.Date(2024, 2, 29, 23, 59, 59, 100000000, time.UTC),
 		time.Date(2026, 1, 1, 0, 0, 0, 1, time.UTC),
 	} {
-		s := tm.Format(storedTimeLayouts[0])
+		s := tm.Format(dbTimeLayouts[0])
 		got, ok := appendStoredUTC(nil, s)
 		if !ok || string(got) != tm.Format(time.RFC3339Nano) {
 			t.Errorf("appendStoredUTC(%q) = %q, %v; want %q", s, got, ok, tm.Format(time.RFC3339Nano))

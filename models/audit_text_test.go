@@ -163,10 +163,10 @@ func TestAuditAscendingTextReadsStoredTimesAsTheDriver(t *testing.T) {
 				t.Fatal(err)
 			}
 			f := models.AuditFilter{AgencyID: ag.ID}
-			evs, werr := store.AscendingInto(ctx, f, 10, nil)
+			evs, werr := store.Ascending(ctx, f, 10)
 			got, gerr := collectText(t, store, f, 10)
 			if (werr != nil) != (gerr != nil) {
-				t.Fatalf("AscendingInto error %v, AscendingText error %v", werr, gerr)
+				t.Fatalf("Ascending error %v, AscendingText error %v", werr, gerr)
 			}
 			if werr != nil {
 				if !strings.Contains(gerr.Error(), "unsupported Scan") {
@@ -184,11 +184,11 @@ func TestAuditAscendingTextReadsStoredTimesAsTheDriver(t *testing.T) {
 	}
 }
 
-// TestAuditAscendingTextReadsOddTextsAsAscendingInto stores text columns
+// TestAuditAscendingTextReadsOddTextsAsAscending stores text columns
 // that cannot travel joined (a NUL inside a value, a blob holding one) and
 // others that can (empty values, blobs, invalid UTF-8) among ordinary rows,
-// and expects AscendingText to read every batch as AscendingInto does.
-func TestAuditAscendingTextReadsOddTextsAsAscendingInto(t *testing.T) {
+// and expects AscendingText to read every batch as Ascending does.
+func TestAuditAscendingTextReadsOddTextsAsAscending(t *testing.T) {
 	db := modelstest.Open(t, models.SQLite)
 	ag := newAgency(t, db, "odd-county")
 	store := models.NewAuditStore(db)
@@ -218,7 +218,7 @@ func TestAuditAscendingTextReadsOddTextsAsAscendingInto(t *testing.T) {
 		var buf []models.AuditEvent
 		for cur := f; ; {
 			var err error
-			if buf, err = store.AscendingInto(context.Background(), cur, limit, buf); err != nil {
+			if buf, err = store.Ascending(context.Background(), cur, limit); err != nil {
 				t.Fatal(err)
 			}
 			for i := range buf {

@@ -56,13 +56,8 @@ func NewPolicyStore(db *DB) *PolicyStore { return &PolicyStore{db: db} }
 // without GORM's statement building and reflection (and the error value
 // GORM builds for the common case of an agency on the defaults).
 func (s *PolicyStore) Get(ctx context.Context, agencyID int64) (AgencyPolicy, error) {
-	q := policyGetSQL
-	if s.db.Dialect == Postgres {
-		q = strings.Replace(q, "?", "$1", 1)
-	}
-	conn := s.db.Conn(ctx)
 	var p AgencyPolicy
-	err := conn.Statement.ConnPool.QueryRowContext(conn.Statement.Context, q, agencyID).Scan(&p.AgencyID, &p.APICredentialMaxAgeDays, &p.SSHKeyMaxAgeDays,
+	err := s.db.queryRow(ctx, policyGetSQL, agencyID).Scan(&p.AgencyID, &p.APICredentialMaxAgeDays, &p.SSHKeyMaxAgeDays,
 		&p.WebhookSecretMaxAgeDays, &p.DueSoonDays, &p.UnusedDays, &p.MinRSABits, &p.IdPWarningDays, &p.UpdatedByUserID, &p.CreatedAt, &p.UpdatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = gorm.ErrRecordNotFound
@@ -73,8 +68,18 @@ func (s *PolicyStore) Get(ctx context.Context, agencyID int64) (AgencyPolicy, er
 	return p, nil
 }
 
-const policyGetSQL = "SELECT agency_id, api_credential_max_age_days, ssh_key_max_age_days, webhook_secret_max_age_days, due_soon_days, unused_days, " +
-	"min_rsa_bits, idp_warning_days, updated_by_user_id, created_at, updated_at FROM agency_policies WHERE agency_id = ?"
+var policyGetSQL = dialectSQL{
+	SQLite: `
+		SELECT agency_id, api_credential_max_age_days, ssh_key_max_age_days, webhook_secret_max_age_days,
+		       due_soon_days, unused_days, min_rsa_bits, idp_warning_days, updated_by_user_id, created_at, updated_at
+		FROM agency_policies
+		WHERE agency_id = ?`,
+	Postgres: `
+		SELECT agency_id, api_credential_max_age_days, ssh_key_max_age_days, webhook_secret_max_age_days,
+		       due_soon_days, unused_days, min_rsa_bits, idp_warning_days, updated_by_user_id, created_at, updated_at
+		FROM agency_policies
+		WHERE agency_id = $1`,
+}
 
 // LockAgency serialises changes to an agency's policy and IdP secret
 // records for the rest of the transaction in ctx, whether or not a row

@@ -123,8 +123,9 @@ func (db *DB) policyCounts(ctx context.Context, what string, t policyTable, agen
 	}
 	b.WriteString(") AS counted")
 	var out PolicyCounts
-	conn := db.Conn(ctx)
-	err := conn.Statement.ConnPool.QueryRowContext(conn.Statement.Context, b.String(), q.args...).
+	// The text is built for db.Dialect only (q.arg numbers its placeholders).
+	text := b.String()
+	err := db.queryRow(ctx, dialectSQL{SQLite: text, Postgres: text}, q.args...).
 		Scan(&out.Active, &out.Overdue, &out.DueSoon, &out.NeverUsed, &out.Unused)
 	if err != nil {
 		return PolicyCounts{}, fmt.Errorf("models: count %s against the policy: %w", what, classify(err))

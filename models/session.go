@@ -75,24 +75,35 @@ type SessionPrincipal struct {
 // a deleted agency counts from the next request on every replica. The
 // parenthesised inner joins keep groups that match no mapping out of the
 // result. On SQLite the timestamps are read as their text (see parseDBTime).
-const principalSelect = "SELECT s.user_id, s.provider, s.current_agency_id, %s, %s, %s, %s, " +
-	"u.id, u.provider, u.subject, u.email, u.name, u.is_operator, %s, %s, %s, %s, " +
-	"r.agency_id, r.role, a.slug, a.name, %s, %s " +
-	"FROM sessions s JOIN users u ON u.id = s.user_id " +
-	"LEFT JOIN (user_groups g JOIN role_mappings r ON r.group_value = g.group_value JOIN agencies a ON a.id = r.agency_id) " +
-	"ON g.user_id = u.id AND r.provider = u.provider WHERE s.id = %s ORDER BY a.name, a.id"
-
-var (
-	principalSQLite = principalStatement(SQLite, "?")
-	principalPG     = principalStatement(Postgres, "$1")
-)
-
-func principalStatement(d Dialect, param string) string {
-	var args []any
-	for _, c := range []string{"s.created_at", "s.last_seen_at", "s.auth_time", "s.revoked_at", "u.disabled_at", "u.last_sign_in_at", "u.created_at", "u.updated_at", "a.created_at", "a.updated_at"} {
-		args = append(args, sqliteTimeText(d, c))
-	}
-	return fmt.Sprintf(principalSelect, append(args, param)...)
+var principalSQL = dialectSQL{
+	SQLite: `
+		SELECT s.user_id, s.provider, s.current_agency_id, CAST(s.created_at AS TEXT), CAST(s.last_seen_at AS TEXT),
+		       CAST(s.auth_time AS TEXT), CAST(s.revoked_at AS TEXT),
+		       u.id, u.provider, u.subject, u.email, u.name, u.is_operator, CAST(u.disabled_at AS TEXT),
+		       CAST(u.last_sign_in_at AS TEXT), CAST(u.created_at AS TEXT), CAST(u.updated_at AS TEXT),
+		       r.agency_id, r.role, a.slug, a.name, CAST(a.created_at AS TEXT), CAST(a.updated_at AS TEXT)
+		FROM sessions s
+		JOIN users u ON u.id = s.user_id
+		LEFT JOIN (user_groups g
+		           JOIN role_mappings r ON r.group_value = g.group_value
+		           JOIN agencies a ON a.id = r.agency_id)
+		       ON g.user_id = u.id AND r.provider = u.provider
+		WHERE s.id = ?
+		ORDER BY a.name, a.id`,
+	Postgres: `
+		SELECT s.user_id, s.provider, s.current_agency_id, s.created_at, s.last_seen_at,
+		       s.auth_time, s.revoked_at,
+		       u.id, u.provider, u.subject, u.email, u.name, u.is_operator, u.disabled_at,
+		       u.last_sign_in_at, u.created_at, u.updated_at,
+		       r.agency_id, r.role, a.slug, a.name, a.created_at, a.updated_at
+		FROM sessions s
+		JOIN users u ON u.id = s.user_id
+		LEFT JOIN (user_groups g
+		           JOIN role_mappings r ON r.group_value = g.group_value
+		           JOIN agencies a ON a.id = r.agency_id)
+		       ON g.user_id = u.id AND r.provider = u.provider
+		WHERE s.id = $1
+		ORDER BY a.name, a.id`,
 }
 
 // Principal reads a session by the hash of its token together with its
@@ -101,12 +112,7 @@ func principalStatement(d Dialect, param string) string {
 // timeouts and disabling a user take effect at once. A session whose user
 // is gone is ErrNotFound like a missing one.
 func (s *SessionStore) Principal(ctx context.Context, id string) (SessionPrincipal, error) {
-	q := principalSQLite
-	if s.db.Dialect == Postgres {
-		q = principalPG
-	}
-	conn := s.db.Conn(ctx)
-	rows, err := conn.Statement.ConnPool.QueryContext(conn.Statement.Context, q, id)
+	rows, err := s.db.query(ctx, principalSQL, id)
 	if err != nil {
 		return SessionPrincipal{}, fmt.Errorf("models: session: %w", classify(err))
 	}

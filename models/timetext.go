@@ -6,21 +6,16 @@ import (
 	"time"
 )
 
-// Timestamps read in bulk (list pages, the session of every request) are
-// selected on SQLite as text (sqliteTimeText) and scanned with scanTime /
-// scanNullTime, which parse SQLite's text format directly instead of the
-// driver's trial of layouts through time.Parse. On PostgreSQL the same
-// scanners receive time.Time values from the driver.
-
-// sqliteTimeText selects a DATETIME column as its stored text on SQLite
-// (an expression has no declared type, so the driver leaves it a string)
-// and as itself elsewhere.
-func sqliteTimeText(d Dialect, column string) string {
-	if d == SQLite {
-		return "CAST(" + column + " AS TEXT)"
-	}
-	return column
-}
+// This file is the one timestamp codec of the hot queries. Timestamps read
+// in bulk (list pages, the session of every request) are selected on
+// SQLite as text (CAST(column AS TEXT): an expression has no declared type,
+// so the driver leaves it a string) and scanned with scanTime / scanNullTime,
+// which parse SQLite's text format directly instead of the driver's trial
+// of layouts through time.Parse; on PostgreSQL the same scanners receive
+// time.Time values from the driver. The audit export, which writes times as
+// text, rewrites the stored text without parsing it (appendTimeText).
+// Every fast path here is held to the driver's reading by a test or a fuzz
+// target (timetext_test.go, audit_text_internal_test.go).
 
 // timeScanner stores a timestamp column into a time.Time.
 type timeScanner struct{ dst *time.Time }
@@ -61,43 +56,6 @@ func (s nullTimeScanner) Scan(src any) error {
 	return nil
 }
 
-// arenaTimeScanner is a nullTimeScanner for many rows, pointing into a
-// shared arena while it has room (it is never grown, so earlier pointers
-// stay valid): the times of a page of rows take one allocation. Dst is set
-// for each row.
-type arenaTimeScanner struct {
-	Dst   **time.Time
-	arena *[]time.Time
-}
-
-// newArenaTimeScanners returns n scanners sharing an arena of size times.
-func newArenaTimeScanners(n, size int) []arenaTimeScanner {
-	arena := make([]time.Time, 0, size)
-	out := make([]arenaTimeScanner, n)
-	for i := range out {
-		out[i].arena = &arena
-	}
-	return out
-}
-
-func (s *arenaTimeScanner) Scan(src any) error {
-	t, ok, err := timeFromDB(src)
-	switch {
-	case err != nil:
-		return err
-	case !ok:
-		*s.Dst = nil
-	case len(*s.arena) < cap(*s.arena):
-		*s.arena = append(*s.arena, t)
-		*s.Dst = &(*s.arena)[len(*s.arena)-1]
-	default:
-		v := new(time.Time)
-		*v = t
-		*s.Dst = v
-	}
-	return nil
-}
-
 // timeFromDB converts what a driver returns for a timestamp column; ok is
 // false for NULL.
 func timeFromDB(src any) (time.Time, bool, error) {
@@ -126,20 +84,29 @@ func parseDBTime(s string) (time.Time, error) {
 	if t, ok := parseDBTimeFast(s); ok {
 		return t, nil
 	}
+	if t, ok := parseDBTimeAsDriver(s); ok {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("models: cannot parse time %q", s)
+}
+
+// parseDBTimeAsDriver reads s exactly as the SQLite driver reads a
+// DATETIME column's text ((*conn).parseTime, no _loc), in UTC.
+func parseDBTimeAsDriver(s string) (time.Time, bool) {
 	str := s
 	if x := strings.Index(str, "m="); x > 0 {
 		str = str[:x]
 	}
 	if t, err := time.Parse("2006-01-02 15:04:05.999999999 -0700 MST", strings.TrimSpace(str)); err == nil {
-		return t.UTC(), nil
+		return t.UTC(), true
 	}
 	ts := strings.TrimSuffix(s, "Z")
 	for _, layout := range dbTimeLayouts {
 		if t, err := time.Parse(layout, ts); err == nil {
-			return t.UTC(), nil
+			return t.UTC(), true
 		}
 	}
-	return time.Time{}, fmt.Errorf("models: cannot parse time %q", s)
+	return time.Time{}, false
 }
 
 // dbTimeLayouts are the layouts the SQLite driver reads a DATETIME
@@ -233,4 +200,67 @@ func monthDays(month, year int) int {
 		return 30
 	}
 	return 31
+}
+
+// appendTimeText appends the time v in UTC formatted with time.RFC3339Nano:
+// v is a time.Time (PostgreSQL) or the text SQLite stores, which is read
+// exactly as the SQLite driver reads a DATETIME column (parseDBTimeAsDriver).
+// The text the driver itself writes, "2006-01-02 15:04:05.999999999+00:00",
+// is rewritten without parsing it into a time.Time.
+func appendTimeText(dst []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case time.Time:
+		return v.UTC().AppendFormat(dst, time.RFC3339Nano), nil
+	case string:
+		if out, ok := appendStoredUTC(dst, v); ok {
+			return out, nil
+		}
+		if t, ok := parseDBTimeAsDriver(v); ok {
+			return t.AppendFormat(dst, time.RFC3339Nano), nil
+		}
+	}
+	return dst, fmt.Errorf("unsupported Scan, storing driver.Value type %T into type *time.Time", v)
+}
+
+// appendStoredUTC rewrites a stored time of the form
+// "YYYY-MM-DD HH:MM:SS[.F]+00:00" (or with a 'T' for the space; F is one to
+// nine digits) that time.Parse accepts into its time.RFC3339Nano form in
+// UTC: the same fields, a 'T', the fraction without trailing zeros and a
+// 'Z'. It reports false for any other text, which is then parsed.
+func appendStoredUTC(dst []byte, s string) ([]byte, bool) {
+	const suffix = "+00:00"
+	if len(s) < 19+len(suffix) || s[len(s)-len(suffix):] != suffix {
+		return dst, false
+	}
+	if s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' || s[16] != ':' {
+		return dst, false
+	}
+	year, ok1 := digits(s[0:4])
+	month, ok2 := digits(s[5:7])
+	day, ok3 := digits(s[8:10])
+	hour, ok4 := digits(s[11:13])
+	minute, ok5 := digits(s[14:16])
+	sec, ok6 := digits(s[17:19])
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 ||
+		month < 1 || month > 12 || day < 1 || day > monthDays(month, year) || hour > 23 || minute > 59 || sec > 59 {
+		return dst, false
+	}
+	frac := s[19 : len(s)-len(suffix)]
+	if frac != "" {
+		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 {
+			return dst, false
+		}
+		if _, ok := digits(frac[1:]); !ok {
+			return dst, false
+		}
+		frac = strings.TrimRight(frac, "0")
+		if frac == "." {
+			frac = ""
+		}
+	}
+	dst = append(dst, s[:10]...)
+	dst = append(dst, 'T')
+	dst = append(dst, s[11:19]...)
+	dst = append(dst, frac...)
+	return append(dst, 'Z'), true
 }

@@ -308,17 +308,6 @@ func (s *Service) List(ctx context.Context, agencyID int64) ([]Credential, error
 	return out, nil
 }
 
-// Page returns up to limit credentials of an agency in one environment,
-// newest first, older than beforeID when it is positive, and whether older
-// ones follow.
-func (s *Service) Page(ctx context.Context, agencyID int64, environment string, beforeID int64, limit int) ([]Credential, bool, error) {
-	p, err := s.Policy(ctx, agencyID)
-	if err != nil {
-		return nil, false, fmt.Errorf("apiclients: page: %w", err)
-	}
-	return s.PageWith(ctx, agencyID, p, environment, beforeID, limit)
-}
-
 // Policy returns the agency's policy, which credentials are measured
 // against.
 func (s *Service) Policy(ctx context.Context, agencyID int64) (policy.Policy, error) {
@@ -329,22 +318,25 @@ func (s *Service) Policy(ctx context.Context, agencyID int64) (policy.Policy, er
 	return p, nil
 }
 
-// PageWith is Page measured against p, the agency's policy as Policy
-// returned it, so a page of several tables reads the policy once.
-func (s *Service) PageWith(ctx context.Context, agencyID int64, p policy.Policy, environment string, beforeID int64, limit int) ([]Credential, bool, error) {
-	// The rows are read straight into the credentials returned.
-	out := make([]Credential, 0, limit+1)
-	err := s.store.PageInto(ctx, agencyID, environment, beforeID, limit+1, func() *models.APICredential {
-		out = append(out, Credential{})
-		return &out[len(out)-1].APICredential
-	})
+// Page returns up to limit credentials of an agency in one environment,
+// newest first, older than beforeID when it is positive, and whether older
+// ones follow, measured against p, the agency's policy as Policy returns
+// it (so a page of several tables reads the policy once). The credentials
+// carry what a list shows (models.CredentialListRow); the secret's hash,
+// its version and the other fields stay zero.
+func (s *Service) Page(ctx context.Context, agencyID int64, p policy.Policy, environment string, beforeID int64, limit int) ([]Credential, bool, error) {
+	rows, err := s.store.Page(ctx, agencyID, environment, beforeID, limit+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("apiclients: page: %w", err)
 	}
-	more := len(out) > limit
-	out = out[:min(len(out), limit)]
+	more := len(rows) > limit
+	rows = rows[:min(len(rows), limit)]
 	now := s.clock()
-	for i := range out {
+	out := make([]Credential, len(rows))
+	for i, r := range rows {
+		out[i].APICredential = models.APICredential{ID: r.ID, AgencyID: r.AgencyID, Environment: r.Environment, Name: r.Name,
+			ClientID: r.ClientID, CreatedByName: r.CreatedByName, CreatedAt: r.CreatedAt, RotatedAt: r.RotatedAt,
+			ExpiresAt: r.ExpiresAt, RevokedAt: r.RevokedAt, LastUsedAt: r.LastUsedAt}
 		measure(&out[i], p, now)
 	}
 	return out, more, nil

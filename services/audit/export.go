@@ -173,14 +173,14 @@ type flusher interface{ Flush() }
 // written through; after each batch the output is flushed.
 func (e *Export) WriteTo(ctx context.Context, w io.Writer) (int64, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	var s sink
+	var s format
 	switch e.req.Format {
 	case FormatCSV:
-		s = newCSVSink(bw)
+		s = newCSVExporter(bw)
 	case FormatJSONL:
-		s = &jsonlSink{enc: json.NewEncoder(bw)}
+		s = eventFormat{&jsonlSink{enc: json.NewEncoder(bw)}}
 	default:
-		s = newPDFSink(bw)
+		s = eventFormat{newPDFSink(bw)}
 	}
 	n, err := e.write(ctx, s, bw, w)
 	if err != nil {
@@ -191,40 +191,20 @@ func (e *Export) WriteTo(ctx context.Context, w io.Writer) (int64, error) {
 	return n, nil
 }
 
-func (e *Export) write(ctx context.Context, s sink, bw *bufio.Writer, w io.Writer) (int64, error) {
+func (e *Export) write(ctx context.Context, s format, bw *bufio.Writer, w io.Writer) (int64, error) {
 	if err := s.begin(e.meta()); err != nil {
 		return 0, err
 	}
 	var n int64
 	f := e.bound
-	var batch []models.AuditEvent
 	for !e.empty {
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
-		var got int
-		var last int64
-		if cs, ok := s.(*csvSink); ok {
-			m, id, err := cs.batch(ctx, e.x.store, f, e.x.batch)
-			if err != nil {
-				return n, err
-			}
-			got, last, n = m, id, n+int64(m)
-		} else {
-			var err error
-			batch, err = e.x.store.AscendingInto(ctx, f, e.x.batch, batch)
-			if err != nil {
-				return n, err
-			}
-			for i := range batch {
-				if err := s.row(&batch[i]); err != nil {
-					return n, err
-				}
-				n++
-			}
-			if got = len(batch); got > 0 {
-				last = batch[got-1].ID
-			}
+		got, last, err := s.batch(ctx, e.x.store, f, e.x.batch)
+		n += int64(got)
+		if err != nil {
+			return n, err
 		}
 		if err := bw.Flush(); err != nil {
 			return n, err
@@ -270,11 +250,41 @@ func (e *Export) meta() exportMeta {
 	}
 }
 
-// sink is one export format.
+// format writes one export format: begin, then batches of records in
+// chain order, then end.
+type format interface {
+	begin(m exportMeta) error
+	// batch writes up to limit records matching f after f.AfterID and
+	// returns how many it wrote and the id of the last.
+	batch(ctx context.Context, store *models.AuditStore, f models.AuditFilter, limit int) (int, int64, error)
+	end(records int64) error
+}
+
+// sink is a format written one decoded event at a time (JSON Lines, PDF).
 type sink interface {
 	begin(m exportMeta) error
 	row(e *models.AuditEvent) error
 	end(records int64) error
+}
+
+// eventFormat is the format of a sink: each batch is read with Ascending
+// and written event by event.
+type eventFormat struct{ sink }
+
+func (s eventFormat) batch(ctx context.Context, store *models.AuditStore, f models.AuditFilter, limit int) (int, int64, error) {
+	batch, err := store.Ascending(ctx, f, limit)
+	if err != nil {
+		return 0, 0, err
+	}
+	for i := range batch {
+		if err := s.row(&batch[i]); err != nil {
+			return i, 0, err
+		}
+	}
+	if len(batch) == 0 {
+		return 0, 0, nil
+	}
+	return len(batch), batch[len(batch)-1].ID, nil
 }
 
 // Columns are the fields of every exported record, in order: the stored
@@ -304,89 +314,6 @@ func safeCell(s string) string {
 	}
 	return s
 }
-
-// csvSink writes RFC 4180 CSV (CRLF line ends) with a UTF-8 byte order mark
-// so Excel reads it as UTF-8: a block of key/value rows describing the
-// export, an empty line, then a header row and one row per record. Cells
-// are written by appendCell (see export_csv.go).
-type csvSink struct {
-	bw  *bufio.Writer
-	buf []byte
-	rec []string
-}
-
-func newCSVSink(bw *bufio.Writer) *csvSink {
-	return &csvSink{bw: bw, rec: make([]string, 0, len(Columns))}
-}
-
-func (s *csvSink) write(rec []string) error {
-	s.buf = appendRecord(s.buf[:0], rec)
-	_, err := s.bw.Write(s.buf)
-	return err
-}
-
-func (s *csvSink) begin(m exportMeta) error {
-	if _, err := s.bw.WriteString("\ufeff"); err != nil {
-		return err
-	}
-	for _, r := range [][]string{
-		{"keyconsole audit export"},
-		{"agency", m.Agency},
-		{"range", m.Range},
-		{"filters", m.Filters},
-		{"records", strconv.FormatInt(m.Records, 10)},
-		{"chain_head_seq", strconv.FormatInt(m.HeadSeq, 10)},
-		{"chain_head_hash", m.HeadHash},
-		{"generated_by", m.GeneratedBy},
-		{"generated_at", m.GeneratedAt.Format(time.RFC3339)},
-		{},
-		Columns,
-	} {
-		if err := s.write(r); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (s *csvSink) row(e *models.AuditEvent) error {
-	s.rec = columnValues(e, s.rec)
-	return s.write(s.rec)
-}
-
-// appendText appends the record e, as the store read it as text, to the
-// batch in s.buf: the same cells row writes for the event.
-func (s *csvSink) appendText(e *models.AuditText) error {
-	var num [20]byte
-	b := appendCell(s.buf, strconv.AppendInt(num[:0], e.ID, 10))
-	b = append(b, ',')
-	b = appendCell(b, strconv.AppendInt(num[:0], e.Seq, 10))
-	b = append(b, ',')
-	b = appendCell(b, e.OccurredAt)
-	for _, c := range [...]string{e.ActorType, e.ActorID, e.ActorName, e.Action, e.TargetType, e.TargetID, e.TargetName,
-		e.Outcome, e.Reason, e.SourceIP, e.UserAgent, e.RequestID, e.Details, e.PrevHash, e.Hash} {
-		b = append(b, ',')
-		b = appendCell(b, c)
-	}
-	s.buf = append(b, '\r', '\n')
-	return nil
-}
-
-// batch reads the next batch of records after f.AfterID as text into
-// s.buf, then writes it to bw, so the query is not kept open while a slow
-// client takes the bytes. It returns how many records it wrote and the id
-// of the last.
-func (s *csvSink) batch(ctx context.Context, store *models.AuditStore, f models.AuditFilter, limit int) (int, int64, error) {
-	s.buf = s.buf[:0]
-	n, last, err := store.AscendingText(ctx, f, limit, s.appendText)
-	if err != nil {
-		return 0, 0, err
-	}
-	_, err = s.bw.Write(s.buf)
-	return n, last, err
-}
-
-func (s *csvSink) end(int64) error { return nil }
 
 // JSONLine is one exported record in JSON Lines ("type": "event").
 type JSONLine struct {

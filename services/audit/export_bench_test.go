@@ -138,7 +138,7 @@ func BenchmarkCSVAppendText(b *testing.B) {
 			TargetName: e.TargetName, Outcome: e.Outcome, Reason: e.Reason, SourceIP: e.SourceIP, UserAgent: e.UserAgent,
 			RequestID: e.RequestID, Details: e.Details, PrevHash: e.PrevHash, Hash: e.Hash})
 	}
-	s := newCSVSink(nil)
+	s := newCSVExporter(nil)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		s.buf = s.buf[:0]

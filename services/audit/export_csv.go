@@ -1,8 +1,14 @@
 package audit
 
 import (
+	"bufio"
+	"context"
+	"strconv"
+	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"keyconsole/models"
 )
 
 // The CSV export writes its cells with appendCell instead of encoding/csv:
@@ -104,3 +110,79 @@ func appendRecord(dst []byte, cells []string) []byte {
 	}
 	return append(dst, '\r', '\n')
 }
+
+// csvExporter writes RFC 4180 CSV (CRLF line ends) with a UTF-8 byte order
+// mark so Excel reads it as UTF-8: a block of key/value rows describing the
+// export, an empty line, then a header row and one row per record. The
+// records are read as text (AuditStore.AscendingText), never as events,
+// and their cells written by appendCell (see export_csv.go).
+type csvExporter struct {
+	bw  *bufio.Writer
+	buf []byte
+}
+
+func newCSVExporter(bw *bufio.Writer) *csvExporter { return &csvExporter{bw: bw} }
+
+func (s *csvExporter) write(rec []string) error {
+	s.buf = appendRecord(s.buf[:0], rec)
+	_, err := s.bw.Write(s.buf)
+	return err
+}
+
+func (s *csvExporter) begin(m exportMeta) error {
+	if _, err := s.bw.WriteString("\ufeff"); err != nil {
+		return err
+	}
+	for _, r := range [][]string{
+		{"keyconsole audit export"},
+		{"agency", m.Agency},
+		{"range", m.Range},
+		{"filters", m.Filters},
+		{"records", strconv.FormatInt(m.Records, 10)},
+		{"chain_head_seq", strconv.FormatInt(m.HeadSeq, 10)},
+		{"chain_head_hash", m.HeadHash},
+		{"generated_by", m.GeneratedBy},
+		{"generated_at", m.GeneratedAt.Format(time.RFC3339)},
+		{},
+		Columns,
+	} {
+		if err := s.write(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendText appends the record e, as the store read it as text, to the
+// batch in s.buf: the cells of columnValues for the event.
+func (s *csvExporter) appendText(e *models.AuditText) error {
+	var num [20]byte
+	b := appendCell(s.buf, strconv.AppendInt(num[:0], e.ID, 10))
+	b = append(b, ',')
+	b = appendCell(b, strconv.AppendInt(num[:0], e.Seq, 10))
+	b = append(b, ',')
+	b = appendCell(b, e.OccurredAt)
+	for _, c := range [...]string{e.ActorType, e.ActorID, e.ActorName, e.Action, e.TargetType, e.TargetID, e.TargetName,
+		e.Outcome, e.Reason, e.SourceIP, e.UserAgent, e.RequestID, e.Details, e.PrevHash, e.Hash} {
+		b = append(b, ',')
+		b = appendCell(b, c)
+	}
+	s.buf = append(b, '\r', '\n')
+	return nil
+}
+
+// batch reads the next batch of records after f.AfterID as text into
+// s.buf, then writes it to bw, so the query is not kept open while a slow
+// client takes the bytes. It returns how many records it wrote and the id
+// of the last.
+func (s *csvExporter) batch(ctx context.Context, store *models.AuditStore, f models.AuditFilter, limit int) (int, int64, error) {
+	s.buf = s.buf[:0]
+	n, last, err := store.AscendingText(ctx, f, limit, s.appendText)
+	if err != nil {
+		return 0, 0, err
+	}
+	_, err = s.bw.Write(s.buf)
+	return n, last, err
+}
+
+func (s *csvExporter) end(int64) error { return nil }

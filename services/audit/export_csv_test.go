@@ -50,7 +50,7 @@ func FuzzCSVCellMatchesEncodingCSV(f *testing.F) {
 }
 
 // refCSVExport writes ex as the CSV export did with encoding/csv and events
-// read through AscendingInto, which the export must match byte for byte.
+// read through Ascending, which the export must match byte for byte.
 func refCSVExport(t *testing.T, ex *Export) []byte {
 	t.Helper()
 	var out bytes.Buffer
@@ -86,7 +86,7 @@ func refCSVExport(t *testing.T, ex *Export) []byte {
 	var rec []string
 	for !ex.empty {
 		var err error
-		if batch, err = ex.x.store.AscendingInto(context.Background(), f, 1000, batch); err != nil {
+		if batch, err = ex.x.store.Ascending(context.Background(), f, 1000); err != nil {
 			t.Fatal(err)
 		}
 		for i := range batch {
@@ -105,7 +105,7 @@ func refCSVExport(t *testing.T, ex *Export) []byte {
 // TestCSVExportMatchesEncodingCSV exports filtered and unfiltered views of
 // a generated log (formula-shaped, quoted, multi-line and non-ASCII cells,
 // times with and without fractions) across batch boundaries, and expects
-// exactly the bytes encoding/csv writes for the events AscendingInto reads.
+// exactly the bytes encoding/csv writes for the events Ascending reads.
 func TestCSVExportMatchesEncodingCSV(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *models.DB) {
 		f := newFixture(t, db, "csv-county")

@@ -33,8 +33,15 @@ func FuzzCSVCell(f *testing.F) {
 		want := columnValues(e, nil)
 		var buf bytes.Buffer
 		bw := bufio.NewWriter(&buf)
-		s := newCSVSink(bw)
-		if err := s.row(e); err != nil {
+		s := newCSVExporter(bw)
+		text := models.AuditText{ID: e.ID, Seq: e.Seq, OccurredAt: []byte(want[2]), ActorType: e.ActorType, ActorID: e.ActorID,
+			ActorName: e.ActorName, Action: e.Action, TargetType: e.TargetType, TargetID: e.TargetID, TargetName: e.TargetName,
+			Outcome: e.Outcome, Reason: e.Reason, SourceIP: e.SourceIP, UserAgent: e.UserAgent, RequestID: e.RequestID,
+			Details: e.Details, PrevHash: e.PrevHash, Hash: e.Hash}
+		if err := s.appendText(&text); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bw.Write(s.buf); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.end(1); err != nil {
