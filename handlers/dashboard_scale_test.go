@@ -15,7 +15,7 @@ import (
 // the same for 200 credentials as for 3,000.
 func TestFault05_DashboardWorkInGoDoesNotGrowWithCredentials(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	for _, d := range modelstest.Dialects {
+	for _, d := range modelstest.Dialects() {
 		t.Run(string(d), func(t *testing.T) {
 			allocs := map[int]float64{}
 			for _, n := range []int{200, 3000} {

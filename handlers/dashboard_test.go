@@ -187,7 +187,7 @@ func (st *dashStack) seedSpread(tb testing.TB, n int) {
 // (every tile source) with 10,000 and 100,000 API credentials.
 func BenchmarkDashboardCounts(b *testing.B) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	for _, d := range modelstest.Dialects {
+	for _, d := range modelstest.Dialects() {
 		for _, n := range []int{10_000, 100_000} {
 			b.Run(fmt.Sprintf("%s/%d", d, n), func(b *testing.B) {
 				st := newDashStack(b, modelstest.Open(b, d), policy.Default(), now)

@@ -1,13 +1,11 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -49,21 +47,17 @@ func New(d Deps) *Handler {
 	return &Handler{Deps: d}
 }
 
-// renderBuffers keep the buffers pages are rendered into, so a page does
-// not grow a new one from nothing every time.
-var renderBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooledRender is the largest buffer kept for reuse.
+// maxPooledRender is the largest render buffer handed back to templ's pool;
+// a larger one (a long export preview) is left to the garbage collector.
 const maxPooledRender = 1 << 20
 
 // Render writes a templ component with a status, rendering into a buffer first
 // so a failed render still becomes a clean error page.
 func Render(c echo.Context, status int, t templ.Component) error {
-	buf := renderBuffers.Get().(*bytes.Buffer)
+	buf := templ.GetBuffer()
 	defer func() {
 		if buf.Cap() <= maxPooledRender {
-			buf.Reset()
-			renderBuffers.Put(buf)
+			templ.ReleaseBuffer(buf)
 		}
 	}()
 	if err := t.Render(c.Request().Context(), buf); err != nil {

@@ -61,7 +61,7 @@ func (h *SSHKeys) renderList(c echo.Context, status int, errs views.FieldErrors)
 		}
 		d.Accounts = append(d.Accounts, av)
 	}
-	for _, env := range sshkeys.Environments {
+	for _, env := range sshkeys.Environments() {
 		if !taken[env] {
 			d.NewEnvs = append(d.NewEnvs, views.EnvChoice{Value: env, Label: sshkeys.EnvironmentLabel(env)})
 		}

@@ -28,7 +28,10 @@ func (r *Router) Role(min string) echo.MiddlewareFunc { return requireRole(min) 
 // the user goes through the IdP again and comes back to the page.
 func (r *Router) Recent() echo.MiddlewareFunc { return r.s.requireRecent }
 
-// routes is every route of the console in one place.
+// routes are the console's own routes: health, sign-in, the dashboard, the
+// operator area and the other pages every console has. Each credential kind's
+// pages are mounted beside them from web/routes_<kind>.go (Deps.Mount), in the
+// order app.New lists them.
 func (s *Server) routes(e *echo.Echo) {
 	h := s.deps.Handlers
 	e.GET("/healthz", s.healthz)

@@ -1056,7 +1056,7 @@ func TestTokenEndpointWaitsForKMS(t *testing.T) {
 }
 
 func BenchmarkTokenEndpoint(b *testing.B) {
-	for _, d := range modelstest.Dialects {
+	for _, d := range modelstest.Dialects() {
 		b.Run(string(d), func(b *testing.B) {
 			st := newACStack(b, modelstest.Open(b, d), acOptions{})
 			cred, secret := st.create(b, "bench", "staging")

@@ -31,7 +31,7 @@ func cmdAudit(ctx context.Context, args []string, lookupEnv func(string) (string
 	before := fs.String("before", "", "remove records older than this UTC date")
 	yes := fs.Bool("yes", false, "really remove the records")
 	filter := map[string]*string{}
-	for _, k := range audit.FilterKeys {
+	for _, k := range audit.FilterKeys() {
 		filter[k] = fs.String(strings.ReplaceAll(k, "_", "-"), "", "filter: "+k)
 	}
 	if err := fs.Parse(args[1:]); err != nil {

@@ -36,12 +36,14 @@ func PostgresAdminURL() string {
 }
 
 // Dialects are the databases every store test runs on.
-var Dialects = []models.Dialect{models.SQLite, models.Postgres}
+func Dialects() []models.Dialect {
+	return []models.Dialect{models.SQLite, models.Postgres}
+}
 
 // Each runs fn once per dialect with a fresh, migrated database.
 func Each(t *testing.T, fn func(t *testing.T, db *models.DB)) {
 	t.Helper()
-	for _, d := range Dialects {
+	for _, d := range Dialects() {
 		t.Run(string(d), func(t *testing.T) {
 			fn(t, Open(t, d))
 		})

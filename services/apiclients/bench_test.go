@@ -14,7 +14,7 @@ import (
 // endpoint does it: one indexed query by client_id and an HMAC-SHA256
 // comparison in constant time.
 func BenchmarkAuthenticate(b *testing.B) {
-	for _, d := range modelstest.Dialects {
+	for _, d := range modelstest.Dialects() {
 		b.Run(string(d), func(b *testing.B) {
 			e := newEnv(b, modelstest.Open(b, d))
 			c, secret := e.create(b, e.demo.ID, "bench", "staging")

@@ -61,7 +61,7 @@ func TestFinding09_EveryClientIDCostsOneLookupAndOneHMAC(t *testing.T) {
 // client_id with a wrong secret with those of unknown ones: the same work,
 // so the same time within the noise of the database round trip.
 func BenchmarkFinding09_RefusedAuthentication(b *testing.B) {
-	for _, d := range modelstest.Dialects {
+	for _, d := range modelstest.Dialects() {
 		e := newEnv(b, modelstest.Open(b, d))
 		known, _ := e.create(b, e.demo.ID, "bench", "staging")
 		ctx, now := context.Background(), e.clock.Now()

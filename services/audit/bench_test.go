@@ -66,7 +66,7 @@ func (w *countWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); retur
 // measures each export format over the whole chain (time, output size, peak
 // live heap) and the viewer's first and 10,000th keyset page.
 func BenchmarkAudit(b *testing.B) {
-	for _, d := range modelstest.Dialects {
+	for _, d := range modelstest.Dialects() {
 		b.Run(string(d), func(b *testing.B) {
 			db := modelstest.Open(b, d)
 			f := newFixture(b, db, "bench-county")

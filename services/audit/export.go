@@ -289,8 +289,10 @@ func (s eventFormat) batch(ctx context.Context, store *models.AuditStore, f mode
 
 // Columns are the fields of every exported record, in order: the stored
 // values exactly, so anyone can recompute each record's hash from an export.
-var Columns = []string{"id", "seq", "occurred_at", "actor_type", "actor_id", "actor_name", "action", "target_type",
-	"target_id", "target_name", "outcome", "reason", "source_ip", "user_agent", "request_id", "details", "prev_hash", "hash"}
+func Columns() []string {
+	return []string{"id", "seq", "occurred_at", "actor_type", "actor_id", "actor_name", "action", "target_type",
+		"target_id", "target_name", "outcome", "reason", "source_ip", "user_agent", "request_id", "details", "prev_hash", "hash"}
+}
 
 // TimeLayout is how exports write times (the layout the chain hash uses).
 const TimeLayout = time.RFC3339Nano

@@ -97,8 +97,8 @@ func cpuSeconds() float64 {
 func BenchmarkExportScanFloor(b *testing.B) {
 	f := exportBenchFixture(b)
 	ctx := context.Background()
-	q := "SELECT " + strings.Join(Columns, ", ") + " FROM audit_events WHERE agency_id = ? ORDER BY id"
-	vals := make([]sql.RawBytes, len(Columns))
+	q := "SELECT " + strings.Join(Columns(), ", ") + " FROM audit_events WHERE agency_id = ? ORDER BY id"
+	vals := make([]sql.RawBytes, len(Columns()))
 	ptrs := make([]any, len(vals))
 	for i := range vals {
 		ptrs[i] = &vals[i]

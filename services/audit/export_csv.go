@@ -144,7 +144,7 @@ func (s *csvExporter) begin(m exportMeta) error {
 		{"generated_by", m.GeneratedBy},
 		{"generated_at", m.GeneratedAt.Format(time.RFC3339)},
 		{},
-		Columns,
+		Columns(),
 	} {
 		if err := s.write(r); err != nil {
 			return err

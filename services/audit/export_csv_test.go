@@ -77,7 +77,7 @@ func refCSVExport(t *testing.T, ex *Export) []byte {
 		{"generated_by", m.GeneratedBy},
 		{"generated_at", m.GeneratedAt.Format(time.RFC3339)},
 		{},
-		append([]string(nil), Columns...),
+		append([]string(nil), Columns()...),
 	} {
 		write(r)
 	}

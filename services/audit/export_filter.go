@@ -55,7 +55,9 @@ var ErrFilter = errors.New("audit: invalid filter")
 func (e *FilterError) Unwrap() []error { return []error{ErrFilter, validation.New(e.Fields)} }
 
 // FilterKeys are the query-string names of the filter fields, in display order.
-var FilterKeys = []string{"from", "to", "actor", "action", "target_type", "target", "outcome"}
+func FilterKeys() []string {
+	return []string{"from", "to", "actor", "action", "target_type", "target", "outcome"}
+}
 
 var actionPattern = regexp.MustCompile(`^[a-z0-9_]+(\.[a-z0-9_]+)*\.?$`)
 
@@ -154,7 +156,7 @@ func (f Filter) Values() url.Values {
 // Pairs lists the set fields as key/value pairs in FilterKeys order.
 func (f Filter) Pairs() [][2]string {
 	var out [][2]string
-	for _, k := range FilterKeys {
+	for _, k := range FilterKeys() {
 		if v := f.get(k); v != "" {
 			out = append(out, [2]string{k, v})
 		}

@@ -192,7 +192,7 @@ func checkCSV(t *testing.T, out []byte, want []models.AuditEvent, head models.Au
 		if len(rec) == 2 {
 			meta[rec[0]] = rec[1]
 		}
-		if strings.Join(rec, ",") == strings.Join(Columns, ",") {
+		if strings.Join(rec, ",") == strings.Join(Columns(), ",") {
 			break
 		}
 	}
@@ -218,12 +218,12 @@ func checkCSV(t *testing.T, out []byte, want []models.AuditEvent, head models.Au
 		vals = columnValues(&want[i], vals)
 		for j := range vals {
 			if rec[j] != safeCell(vals[j]) {
-				t.Fatalf("CSV row %d column %s = %q, want %q", i, Columns[j], rec[j], safeCell(vals[j]))
+				t.Fatalf("CSV row %d column %s = %q, want %q", i, Columns()[j], rec[j], safeCell(vals[j]))
 			}
 		}
 		for j, cell := range rec {
 			if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
-				t.Fatalf("CSV row %d column %s starts with a formula character: %q", i, Columns[j], cell)
+				t.Fatalf("CSV row %d column %s starts with a formula character: %q", i, Columns()[j], cell)
 			}
 		}
 	}

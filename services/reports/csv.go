@@ -10,8 +10,10 @@ import (
 )
 
 // CSVColumns are the fields of each credential in the CSV report, in order.
-var CSVColumns = []string{"type", "id", "name", "reference", "environment", "status", "created_at", "last_rotated_at",
-	"last_used_at", "expires_at", "age_days", "due_at", "age_state", "use_state", "compliant"}
+func CSVColumns() []string {
+	return []string{"type", "id", "name", "reference", "environment", "status", "created_at", "last_rotated_at",
+		"last_used_at", "expires_at", "age_days", "due_at", "age_state", "use_state", "compliant"}
+}
 
 // csvTime writes a time as RFC 3339 in UTC; no time is an empty cell.
 func csvTime(t *time.Time) string {
@@ -61,7 +63,7 @@ func WriteCSV(w io.Writer, inv Inventory, generatedBy string) error {
 		{"compliant", strconv.Itoa(sum.Compliant)},
 		{"not_compliant", strconv.Itoa(sum.NotCompliant)},
 		{},
-		append([]string(nil), CSVColumns...),
+		append([]string(nil), CSVColumns()...),
 	} {
 		if err := write(r); err != nil {
 			return err

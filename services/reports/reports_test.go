@@ -99,16 +99,16 @@ func parseCSV(t *testing.T, b []byte) (map[string]string, map[string]map[string]
 	if i == len(recs) {
 		t.Fatal("CSV has no header row")
 	}
-	if got := strings.Join(recs[i], ","); got != strings.Join(reports.CSVColumns, ",") {
+	if got := strings.Join(recs[i], ","); got != strings.Join(reports.CSVColumns(), ",") {
 		t.Fatalf("CSV header = %s", got)
 	}
 	rows := map[string]map[string]string{}
 	for _, rec := range recs[i+1:] {
-		if len(rec) != len(reports.CSVColumns) {
+		if len(rec) != len(reports.CSVColumns()) {
 			t.Fatalf("CSV row has %d fields: %q", len(rec), rec)
 		}
 		m := map[string]string{}
-		for j, c := range reports.CSVColumns {
+		for j, c := range reports.CSVColumns() {
 			m[c] = rec[j]
 		}
 		key := m["type"] + ":" + m["id"]

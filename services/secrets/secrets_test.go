@@ -129,7 +129,7 @@ func awsKeyring(t *testing.T, endpoint, keyID string) *kmsaws.Keyring {
 // interruption half-way, disables A in the KMS server, and opens everything.
 func TestRewrapAcrossKeys(t *testing.T) {
 	srv := kmstest.Start(t)
-	for _, d := range modelstest.Dialects {
+	for _, d := range modelstest.Dialects() {
 		t.Run(string(d), func(t *testing.T) {
 			db := modelstest.Open(t, d)
 			ctx := context.Background()

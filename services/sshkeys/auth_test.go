@@ -413,7 +413,7 @@ func newReplica(t *testing.T, url string, master []byte) replica {
 }
 
 func TestHostKeyCreatedOnceAcrossReplicas(t *testing.T) {
-	for _, d := range modelstest.Dialects {
+	for _, d := range modelstest.Dialects() {
 		t.Run(string(d), func(t *testing.T) {
 			url := modelstest.NewURL(t, d)
 			master := make([]byte, local.MasterKeySize)
@@ -485,7 +485,7 @@ func seedKeys(tb testing.TB, f *fixture, n int) {
 		if err := f.db.Gorm.Create(&ag).Error; err != nil {
 			tb.Fatal(err)
 		}
-		for _, env := range Environments {
+		for _, env := range Environments() {
 			acc := models.SFTPAccount{AgencyID: ag.ID, Name: AccountName(ag.Slug, env), Environment: env, CreatedAt: now}
 			if err := f.store.CreateAccount(context.Background(), &acc); err != nil {
 				tb.Fatal(err)

@@ -22,7 +22,7 @@ var benchSizes = []int{10, 100000}
 // 500 agencies). The lookup goes through the unique index on active
 // fingerprints, so both should cost about the same.
 func BenchmarkAuthenticate(b *testing.B) {
-	for _, d := range modelstest.Dialects {
+	for _, d := range modelstest.Dialects() {
 		for _, n := range benchSizes {
 			b.Run(fmt.Sprintf("%s/keys=%d", d, n), func(b *testing.B) {
 				db := modelstest.Open(b, d)
@@ -53,7 +53,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 // with 3 keys while 100,000 other keys of 1,000 accounts are in the
 // database.
 func BenchmarkAuthorizedKeys(b *testing.B) {
-	for _, d := range modelstest.Dialects {
+	for _, d := range modelstest.Dialects() {
 		for _, n := range benchSizes {
 			b.Run(fmt.Sprintf("%s/keys=%d", d, n), func(b *testing.B) {
 				db := modelstest.Open(b, d)

@@ -25,7 +25,9 @@ import (
 const CodeDuplicate = "duplicate"
 
 // Environments an SFTP account can serve, in display order.
-var Environments = []string{models.EnvProd, models.EnvStg}
+func Environments() []string {
+	return []string{models.EnvProd, models.EnvStg}
+}
 
 // EnvironmentLabel names an environment for people.
 func EnvironmentLabel(env string) string {

@@ -69,7 +69,7 @@ func waitEnded(t *testing.T, c *sftp.Client, what string) {
 // expiry date pass: the sessions opened with those keys end, while the
 // session of a key still valid keeps working.
 func TestFinding08_RevokedOrExpiredKeyEndsOpenSessions(t *testing.T) {
-	for _, d := range modelstest.Dialects {
+	for _, d := range modelstest.Dialects() {
 		t.Run(string(d), func(t *testing.T) {
 			ctx := context.Background()
 			url := modelstest.NewURL(t, d)

@@ -21,14 +21,14 @@ func scanFloor(ctx context.Context, path string, agencyID, maxID int64, out io.W
 		return err
 	}
 	defer db.Close()
-	q := "SELECT " + strings.Join(audit.Columns, ", ") + " FROM audit_events WHERE agency_id = ? AND id <= ? ORDER BY id"
+	q := "SELECT " + strings.Join(audit.Columns(), ", ") + " FROM audit_events WHERE agency_id = ? AND id <= ? ORDER BY id"
 	start := time.Now()
 	rows, err := db.SQL().QueryContext(ctx, q, agencyID, maxID)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	vals := make([]sql.RawBytes, len(audit.Columns))
+	vals := make([]sql.RawBytes, len(audit.Columns()))
 	ptrs := make([]any, len(vals))
 	for i := range vals {
 		ptrs[i] = &vals[i]

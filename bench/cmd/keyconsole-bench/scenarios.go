@@ -533,7 +533,7 @@ func (s *suite) exportScenario(ctx context.Context) error {
 			peak = append(peak, float64(hwm)/1024)
 			return nil
 		}, func() error {
-			q := "SELECT " + strings.Join(audit.Columns, ", ") + fmt.Sprintf(" FROM audit_events WHERE agency_id = %d AND id <= %d ORDER BY id", s.seed.AgencyID, maxID)
+			q := "SELECT " + strings.Join(audit.Columns(), ", ") + fmt.Sprintf(" FROM audit_events WHERE agency_id = %d AND id <= %d ORDER BY id", s.seed.AgencyID, maxID)
 			cmd := exec.CommandContext(ctx, "taskset", "-c", s.o.ServerCPU, "sqlite3", "-readonly", "-csv", "-header", db, q)
 			w := &countWriter{}
 			cmd.Stdout = w

@@ -477,7 +477,7 @@ func (s *seedDB) sshKeys(ctx context.Context, agencyID int64, login ssh.PublicKe
 	store := models.NewSSHKeyStore(s.db)
 	now := s.clock()
 	var benchAccounts []models.SFTPAccount
-	for _, env := range sshkeys.Environments {
+	for _, env := range sshkeys.Environments() {
 		acc := models.SFTPAccount{AgencyID: agencyID, Name: sshkeys.AccountName(benchSlug, env), Environment: env, CreatedByName: "Bench Seeder", CreatedAt: now}
 		if err := store.CreateAccount(ctx, &acc); err != nil {
 			return 0, err
@@ -501,7 +501,7 @@ func (s *seedDB) sshKeys(ctx context.Context, agencyID int64, login ssh.PublicKe
 			if err := s.db.Gorm.WithContext(ctx).Create(&ag).Error; err != nil {
 				return 0, err
 			}
-			for _, env := range sshkeys.Environments {
+			for _, env := range sshkeys.Environments() {
 				acc := models.SFTPAccount{AgencyID: ag.ID, Name: sshkeys.AccountName(ag.Slug, env), Environment: env, CreatedAt: now}
 				if err := store.CreateAccount(ctx, &acc); err != nil {
 					return 0, err
