@@ -8,6 +8,7 @@ import (
 
 	"keyconsole/app/core"
 	"keyconsole/services/apiclients"
+	"keyconsole/services/guard"
 	"keyconsole/services/oauth"
 	"keyconsole/services/policy"
 	"keyconsole/services/secrets"
@@ -52,15 +53,15 @@ func newAPIClients(ctx context.Context, c core.Core, sec *secrets.Service, pol p
 	}
 	cancel()
 
-	limiter, err := oauth.NewLimiter(core.TokenLimits(cfg))
+	limiter, err := guard.NewLimiter(core.TokenLimits(cfg))
 	if err != nil {
 		return apiClients{}, err
 	}
-	failures, err := oauth.NewFailureAggregator(oauth.FailureAggregatorConfig{Flush: svc.RecordRefusals, Name: "refused token requests", Logger: c.Log})
+	failures, err := guard.NewFailureAggregator(guard.FailureAggregatorConfig{Flush: svc.RecordRefusals, Name: "refused token requests", Logger: c.Log})
 	if err != nil {
 		return apiClients{}, err
 	}
-	lastUse, err := oauth.NewLastUseTracker(oauth.LastUseConfig{Flush: svc.FlushLastUse, Logger: c.Log})
+	lastUse, err := guard.NewLastUseTracker(guard.LastUseConfig{Flush: svc.FlushLastUse, Logger: c.Log})
 	if err != nil {
 		return apiClients{}, err
 	}

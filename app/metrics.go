@@ -13,7 +13,7 @@ import (
 
 	"keyconsole/kms"
 	"keyconsole/services/apiclients"
-	"keyconsole/services/oauth"
+	"keyconsole/services/guard"
 	"keyconsole/services/sshkeys"
 	"keyconsole/services/webhooks"
 	"keyconsole/web"
@@ -64,7 +64,7 @@ func kmsMetrics(env *kms.Envelope) []prometheus.Collector {
 
 // tokenMetrics counts the token endpoint's answers and the aggregation of
 // its refusal records.
-func tokenMetrics(endpoint *apiclients.TokenEndpoint, failures *oauth.FailureAggregator) []prometheus.Collector {
+func tokenMetrics(endpoint *apiclients.TokenEndpoint, failures *guard.FailureAggregator) []prometheus.Collector {
 	var cs []prometheus.Collector
 	for result, f := range map[string]func(apiclients.TokenStats) uint64{
 		"issued":       func(s apiclients.TokenStats) uint64 { return s.Issued },
@@ -118,9 +118,9 @@ func sftpMetrics(auth *sshkeys.Authenticator) []prometheus.Collector {
 // writes (kept and retried), refusals counted per reason only because the
 // bound of pending keys was reached, and refusals lost at shutdown because
 // the database refused them until the end of the grace period.
-func aggregatorMetrics(records string, stats func() oauth.FailureStats) []prometheus.Collector {
+func aggregatorMetrics(records string, stats func() guard.FailureStats) []prometheus.Collector {
 	labels := prometheus.Labels{"records": records}
-	counter := func(name, help string, f func(oauth.FailureStats) uint64) prometheus.Collector {
+	counter := func(name, help string, f func(guard.FailureStats) uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
 			func() float64 { return float64(f(stats())) })
 	}
@@ -129,13 +129,13 @@ func aggregatorMetrics(records string, stats func() oauth.FailureStats) []promet
 			Name: "keyconsole_audit_aggregated_pending", Help: "Keys of aggregated audit records waiting in memory for the next flush.", ConstLabels: labels,
 		}, func() float64 { return float64(stats().Pending) }),
 		counter("keyconsole_audit_aggregated_written_at_once_total", "First refusals of a key written as their own audit record at once.",
-			func(s oauth.FailureStats) uint64 { return s.WrittenAtOnce }),
+			func(s guard.FailureStats) uint64 { return s.WrittenAtOnce }),
 		counter("keyconsole_audit_aggregated_write_errors_total", "Failed writes of aggregated audit records; what they held is kept and retried.",
-			func(s oauth.FailureStats) uint64 { return s.WriteErrors }),
+			func(s guard.FailureStats) uint64 { return s.WriteErrors }),
 		counter("keyconsole_audit_aggregated_overflow_total", "Refusals counted per reason only, because the bound of pending keys was reached.",
-			func(s oauth.FailureStats) uint64 { return s.Overflowed }),
+			func(s guard.FailureStats) uint64 { return s.Overflowed }),
 		counter("keyconsole_audit_aggregated_lost_total", "Refusals never audited: the database refused them until the end of the shutdown.",
-			func(s oauth.FailureStats) uint64 { return s.Lost }),
+			func(s guard.FailureStats) uint64 { return s.Lost }),
 	}
 }
 

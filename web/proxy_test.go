@@ -16,7 +16,7 @@ import (
 	"keyconsole/models"
 	"keyconsole/models/modelstest"
 	"keyconsole/services/audit"
-	"keyconsole/services/oauth"
+	"keyconsole/services/guard"
 )
 
 var testProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
@@ -107,7 +107,7 @@ func acServeVia(st acStack, peer, header, value, clientID, secret string) *httpt
 func TestFinding05_TokenLimitsAuditAndLogsFollowTheForwardedClient(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *models.DB) {
 		ctx := t.Context()
-		st := newACStack(t, db, acOptions{TrustedProxies: testProxies, Limits: oauth.LimiterConfig{
+		st := newACStack(t, db, acOptions{TrustedProxies: testProxies, Limits: guard.LimiterConfig{
 			ClientRate: rate.Inf, AddrRate: rate.Inf, PairFailureThreshold: 5, AddrFailureThreshold: 5, BaseDelay: 30 * time.Second,
 		}})
 		cred, secret := st.create(t, "Case sync", "staging")

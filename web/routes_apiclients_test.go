@@ -41,6 +41,7 @@ import (
 	"keyconsole/services/apiclients"
 	"keyconsole/services/audit"
 	"keyconsole/services/auth"
+	"keyconsole/services/guard"
 	"keyconsole/services/oauth"
 	"keyconsole/services/policy"
 )
@@ -72,8 +73,8 @@ type acStack struct {
 	svc      *apiclients.Service
 	keys     *apiclients.KeyManager
 	endpoint *apiclients.TokenEndpoint
-	failures *oauth.FailureAggregator
-	lastUse  *oauth.LastUseTracker
+	failures *guard.FailureAggregator
+	lastUse  *guard.LastUseTracker
 	audits   *models.AuditStore
 	demo     models.Agency
 	other    models.Agency
@@ -86,7 +87,7 @@ type acOptions struct {
 	// Keyring seals the platform secrets; a local master key when nil.
 	Keyring kms.Keyring
 	// Limits configure the limiter; generous defaults when zero.
-	Limits oauth.LimiterConfig
+	Limits guard.LimiterConfig
 	// Agencies reuses agencies made by another stack on the same database.
 	Agencies *[2]models.Agency
 	// Policies are the agency policies; the default policy when nil.
@@ -168,17 +169,17 @@ func newACStack(t testing.TB, db *models.DB, opts acOptions) acStack {
 	_ = st.keys.Ensure(ctx)
 
 	limits := opts.Limits
-	if limits == (oauth.LimiterConfig{}) {
-		limits = oauth.LimiterConfig{ClientRate: rate.Inf, AddrRate: rate.Inf}
+	if limits == (guard.LimiterConfig{}) {
+		limits = guard.LimiterConfig{ClientRate: rate.Inf, AddrRate: rate.Inf}
 	}
-	limiter, err := oauth.NewLimiter(limits)
+	limiter, err := guard.NewLimiter(limits)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.failures, err = oauth.NewFailureAggregator(oauth.FailureAggregatorConfig{Flush: st.svc.RecordRefusals}); err != nil {
+	if st.failures, err = guard.NewFailureAggregator(guard.FailureAggregatorConfig{Flush: st.svc.RecordRefusals}); err != nil {
 		t.Fatal(err)
 	}
-	if st.lastUse, err = oauth.NewLastUseTracker(oauth.LastUseConfig{Flush: st.svc.FlushLastUse, Logger: log}); err != nil {
+	if st.lastUse, err = guard.NewLastUseTracker(guard.LastUseConfig{Flush: st.svc.FlushLastUse, Logger: log}); err != nil {
 		t.Fatal(err)
 	}
 	st.endpoint = apiclients.NewTokenEndpoint(apiclients.TokenConfig{
@@ -682,7 +683,7 @@ func acServe(st acStack, addr, clientID, secret string) *httptest.ResponseRecord
 func TestTokenRateLimitsAndFailureSlowdownSpareTheLegitimateClient(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *models.DB) {
 		ctx := context.Background()
-		st := newACStack(t, db, acOptions{Limits: oauth.LimiterConfig{
+		st := newACStack(t, db, acOptions{Limits: guard.LimiterConfig{
 			ClientRate: rate.Every(time.Minute), ClientBurst: 3,
 			AddrRate: rate.Every(time.Minute), AddrBurst: 10,
 			PairFailureThreshold: 3, AddrFailureThreshold: 50, BaseDelay: 30 * time.Second,

@@ -9,6 +9,7 @@ import (
 
 	"keyconsole/models"
 	"keyconsole/services/apiclients"
+	"keyconsole/services/guard"
 	"keyconsole/services/oauth"
 	"keyconsole/services/secrets"
 )
@@ -43,8 +44,8 @@ func TokenIssuer(cfg TokenConfig, clock func() time.Time) (*oauth.Issuer, error)
 // deployments where many clients share one address (a NAT). Clients behind
 // the console's own load balancer are told apart by
 // KEYCONSOLE_TRUSTED_PROXIES instead.
-func TokenLimits(cfg TokenConfig) oauth.LimiterConfig {
-	var lc oauth.LimiterConfig
+func TokenLimits(cfg TokenConfig) guard.LimiterConfig {
+	var lc guard.LimiterConfig
 	if r := cfg.AddrRate; r > 0 {
 		lc.AddrRate, lc.AddrBurst = rate.Limit(r), int(min(r*5, math.MaxInt32))
 		if math.IsInf(r, 1) {

@@ -15,6 +15,7 @@ import (
 	"keyconsole/app/core"
 	"keyconsole/models"
 	"keyconsole/services/auth"
+	"keyconsole/services/guard"
 	"keyconsole/services/oauth"
 	"keyconsole/web"
 )
@@ -247,7 +248,7 @@ func (l *loader) token(c *config) {
 			bad("KEYCONSOLE_TOKEN_AUDIENCE", err.Error())
 		}
 	}
-	if _, err := oauth.NewLimiter(core.TokenLimits(c.tokenConfig())); err != nil {
+	if _, err := guard.NewLimiter(core.TokenLimits(c.tokenConfig())); err != nil {
 		bad("KEYCONSOLE_TOKEN_ADDR_RATE", err.Error())
 	}
 }

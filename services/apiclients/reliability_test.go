@@ -8,6 +8,7 @@ import (
 	"keyconsole/models"
 	"keyconsole/models/modelstest"
 	"keyconsole/services/audit"
+	"keyconsole/services/guard"
 	"keyconsole/services/oauth"
 )
 
@@ -43,12 +44,12 @@ func TestFault01_RefusalsSurviveAFailedFlush(t *testing.T) {
 	e := newEnv(t, db)
 	ctx := context.Background()
 	c, _ := e.create(t, e.demo.ID, "sync", "staging")
-	agg, err := oauth.NewFailureAggregator(oauth.FailureAggregatorConfig{Flush: e.svc.RecordRefusals})
+	agg, err := guard.NewFailureAggregator(guard.FailureAggregatorConfig{Flush: e.svc.RecordRefusals})
 	if err != nil {
 		t.Fatal(err)
 	}
-	known := oauth.FailureKey{Agency: "demo-county", ClientID: c.ClientID, Addr: "192.0.2.7", Reason: oauth.ReasonInvalidSecret}
-	unknown := oauth.FailureKey{ClientID: "ecd_stg_aaaaaaaaaaaaaaaaaaaa", Addr: "192.0.2.8", Reason: oauth.ReasonUnknownClient}
+	known := guard.FailureKey{Agency: "demo-county", ClientID: c.ClientID, Addr: "192.0.2.7", Reason: oauth.ReasonInvalidSecret}
+	unknown := guard.FailureKey{ClientID: "ecd_stg_aaaaaaaaaaaaaaaaaaaa", Addr: "192.0.2.8", Reason: oauth.ReasonUnknownClient}
 	now := e.clock.Now()
 
 	agg.Record(known, now)

@@ -27,6 +27,7 @@ import (
 	"keyconsole/kms"
 	"keyconsole/models"
 	"keyconsole/services/audit"
+	"keyconsole/services/guard"
 	"keyconsole/services/oauth"
 	"keyconsole/services/policy"
 	"keyconsole/services/secrets"
@@ -817,7 +818,7 @@ func (s *Service) FlushLastUse(ctx context.Context, lastUse map[int64]time.Time)
 // agency's chain when the client_id is known, otherwise into the platform
 // chain. It returns how many it wrote before a failure stopped it; the
 // aggregator keeps the rest.
-func (s *Service) RecordRefusals(ctx context.Context, batch []oauth.FailureBatch) (int, error) {
+func (s *Service) RecordRefusals(ctx context.Context, batch []guard.FailureBatch) (int, error) {
 	ids := map[string]int64{}
 	for i, b := range batch {
 		// An unknown client's record costs the same agency look-up (of a

@@ -17,6 +17,7 @@ import (
 	"keyconsole/services/agencies"
 	"keyconsole/services/apiclients"
 	"keyconsole/services/audit"
+	"keyconsole/services/guard"
 	"keyconsole/services/oauth"
 	"keyconsole/services/policy"
 	"keyconsole/services/secrets"
@@ -456,10 +457,10 @@ func TestAPICredentialLastUseAndRefusalRecords(t *testing.T) {
 		}
 
 		first, last := e.clock.Now(), e.clock.Now().Add(40*time.Second)
-		e.svc.RecordRefusals(ctx, []oauth.FailureBatch{
-			{FailureKey: oauth.FailureKey{Agency: "demo-county", ClientID: c.ClientID, Addr: "192.0.2.7", Reason: oauth.ReasonInvalidSecret}, Count: 41, First: first, Last: last},
-			{FailureKey: oauth.FailureKey{ClientID: "ecd_stg_aaaaaaaaaaaaaaaaaaaa", Addr: "192.0.2.8", Reason: oauth.ReasonUnknownClient}, Count: 3, First: first, Last: last},
-			{FailureKey: oauth.FailureKey{Reason: oauth.ReasonMalformedRequest}, Count: 9000, First: first, Last: last, Overflow: true},
+		e.svc.RecordRefusals(ctx, []guard.FailureBatch{
+			{FailureKey: guard.FailureKey{Agency: "demo-county", ClientID: c.ClientID, Addr: "192.0.2.7", Reason: oauth.ReasonInvalidSecret}, Count: 41, First: first, Last: last},
+			{FailureKey: guard.FailureKey{ClientID: "ecd_stg_aaaaaaaaaaaaaaaaaaaa", Addr: "192.0.2.8", Reason: oauth.ReasonUnknownClient}, Count: 3, First: first, Last: last},
+			{FailureKey: guard.FailureKey{Reason: oauth.ReasonMalformedRequest}, Count: 9000, First: first, Last: last, Overflow: true},
 		})
 		agencyEvs, _ := e.audits.Page(ctx, models.AuditFilter{AgencyID: e.demo.ID, Action: audit.ActionAPICredentialTokenRefused}, 10)
 		platformEvs, _ := e.audits.Page(ctx, models.AuditFilter{AgencyID: models.PlatformAgencyID, Action: audit.ActionAPICredentialTokenRefused}, 10)

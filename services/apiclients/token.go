@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"keyconsole/models"
+	"keyconsole/services/guard"
 	"keyconsole/services/oauth"
 )
 
@@ -70,9 +71,9 @@ type TokenConfig struct {
 	Service  *Service
 	Keys     *KeyManager
 	Issuer   *oauth.Issuer
-	Limiter  *oauth.Limiter
-	Failures *oauth.FailureAggregator
-	LastUse  *oauth.LastUseTracker
+	Limiter  *guard.Limiter
+	Failures *guard.FailureAggregator
+	LastUse  *guard.LastUseTracker
 	// Audience is the "aud" of issued tokens; a resource parameter (RFC
 	// 8707) naming anything else is refused with invalid_target.
 	Audience string
@@ -166,7 +167,7 @@ func (t *TokenEndpoint) Serve(ctx context.Context, r TokenRequest) (oauth.TokenR
 			// Logged once per episode by the database's storage hook.
 			return oauth.TokenResponse{}, answer(errStorageFull)
 		}
-		t.cfg.Logger.ErrorContext(ctx, "token request: authentication failed to run", "client_id", oauth.AuditClientID(req.ClientID), "error", err)
+		t.cfg.Logger.ErrorContext(ctx, "token request: authentication failed to run", "client_id", guard.AuditClientID(req.ClientID), "error", err)
 		return oauth.TokenResponse{}, answer(errUnavailable)
 	}
 	if reason != "" {
@@ -236,13 +237,13 @@ func (t *TokenEndpoint) refuse(clientID, agency, addr, reason string, e *oauth.E
 	if failure {
 		t.cfg.Limiter.RecordFailure(clientID, addr, now)
 	}
-	t.cfg.Failures.Record(oauth.FailureKey{Agency: agency, ClientID: clientID, Addr: addr, Reason: reason}, now)
+	t.cfg.Failures.Record(guard.FailureKey{Agency: agency, ClientID: clientID, Addr: addr, Reason: reason}, now)
 	return e
 }
 
 func (t *TokenEndpoint) rateLimited(clientID, addr string, retry time.Duration, now time.Time) *oauth.Error {
 	t.limited.Add(1)
-	t.cfg.Failures.Record(oauth.FailureKey{ClientID: clientID, Addr: addr, Reason: oauth.ReasonRateLimited}, now)
+	t.cfg.Failures.Record(guard.FailureKey{ClientID: clientID, Addr: addr, Reason: oauth.ReasonRateLimited}, now)
 	return oauth.RateLimited(retry)
 }
 

@@ -43,9 +43,9 @@ const BasicChallenge = `Basic realm="keyconsole"`
 const DefaultMaxBody int64 = 8 << 10
 
 const (
-	// maxClientIDLen and maxClientSecretLen bound credential fields: real
+	// MaxClientIDLen and maxClientSecretLen bound credential fields: real
 	// ones are 28 and 52 bytes long.
-	maxClientIDLen     = 256
+	MaxClientIDLen     = 256
 	maxClientSecretLen = 512
 	// maxAuthorizationLen bounds the Authorization header that is decoded.
 	maxAuthorizationLen = 2048
@@ -312,7 +312,7 @@ func ParseTokenRequest(method, contentType, authorizationHeader string, body io.
 		case bodySecret == "":
 			return TokenRequest{}, fail(errNoClientAuth)
 		}
-		if !validCredentialField(bodyID, maxClientIDLen) || !validCredentialField(bodySecret, maxClientSecretLen) {
+		if !validCredentialField(bodyID, MaxClientIDLen) || !validCredentialField(bodySecret, maxClientSecretLen) {
 			return TokenRequest{}, fail(errMalformedClient)
 		}
 		req.ClientID, req.ClientSecret, req.AuthMethod = bodyID, NewClientSecret(bodySecret), AuthMethodPost
@@ -375,7 +375,7 @@ func decodeBasic(credentials string) (id, secret string, ok bool) {
 	if secret, err = url.QueryUnescape(encSecret); err != nil {
 		return "", "", false
 	}
-	if !validCredentialField(id, maxClientIDLen) || !validCredentialField(secret, maxClientSecretLen) {
+	if !validCredentialField(id, MaxClientIDLen) || !validCredentialField(secret, maxClientSecretLen) {
 		return "", "", false
 	}
 	return id, secret, true

@@ -381,7 +381,7 @@ func FuzzParseTokenRequest(f *testing.F) {
 		if req.ClientID == "" || req.ClientSecret.IsZero() {
 			t.Fatalf("success without a client: %+v", req)
 		}
-		if !validCredentialField(req.ClientID, maxClientIDLen) || !validCredentialField(req.ClientSecret.Reveal(), maxClientSecretLen) {
+		if !validCredentialField(req.ClientID, MaxClientIDLen) || !validCredentialField(req.ClientSecret.Reveal(), maxClientSecretLen) {
 			t.Fatalf("success with malformed credentials %q", req.ClientID)
 		}
 		switch req.AuthMethod {

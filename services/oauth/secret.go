@@ -48,6 +48,8 @@ const (
 	MinPepperLen = 32
 	// redacted replaces a secret value wherever one would be printed.
 	redacted = "[REDACTED]"
+	// Redacted is redacted, for the packages that record what clients sent.
+	Redacted = redacted
 )
 
 // clientIDAlphabet is the lowercase RFC 4648 base32 alphabet: no ambiguous

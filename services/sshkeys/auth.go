@@ -20,7 +20,7 @@ import (
 
 	"keyconsole/models"
 	"keyconsole/services/audit"
-	"keyconsole/services/oauth"
+	"keyconsole/services/guard"
 )
 
 // Reasons a public key is refused, recorded in sftp.login_refused.
@@ -43,7 +43,7 @@ type AuthConfig struct {
 	Root string
 	// Limiter configures the per-address slowdown; zero fields take the
 	// defaults of DefaultLimiterConfig.
-	Limiter oauth.LimiterConfig
+	Limiter guard.LimiterConfig
 	// BlockDelay is how long a refusal of a blocked address is held before
 	// it is answered (default 1 second; at most the address's remaining
 	// block), so a blocked client also spends time per attempt.
@@ -67,8 +67,8 @@ type AuthConfig struct {
 // that pair or address is refused for 1 second, doubling per further
 // failure up to 5 minutes. Successful logins are not rate limited per
 // account, and nothing one address does blocks another address.
-func DefaultLimiterConfig() oauth.LimiterConfig {
-	return oauth.LimiterConfig{
+func DefaultLimiterConfig() guard.LimiterConfig {
+	return guard.LimiterConfig{
 		ClientRate:           rate.Inf,
 		ClientBurst:          1,
 		AddrRate:             20,
@@ -98,16 +98,16 @@ type Login struct {
 // through an index (another agency may have its own copy of the key). The
 // first refusal per account name, source address and reason is audited at
 // once and its repeats are summarised every FailureInterval (see
-// oauth.FailureAggregator); successful logins (LoginSucceeded) are
+// guard.FailureAggregator); successful logins (LoginSucceeded) are
 // audited one by one and their last use is written every LastUseInterval.
 type Authenticator struct {
 	db      *models.DB
 	store   *models.SSHKeyStore
 	audit   *audit.Recorder
 	cfg     AuthConfig
-	limiter *oauth.Limiter
-	lastUse *oauth.LastUseTracker
-	fails   *oauth.FailureAggregator
+	limiter *guard.Limiter
+	lastUse *guard.LastUseTracker
+	fails   *guard.FailureAggregator
 
 	logins  atomic.Uint64
 	refused [len(refusalReasons)]atomic.Uint64
@@ -184,12 +184,12 @@ func NewAuthenticator(db *models.DB, store *models.SSHKeyStore, rec *audit.Recor
 	if lc.FailureWindow == 0 {
 		lc.FailureWindow = def.FailureWindow
 	}
-	limiter, err := oauth.NewLimiter(lc)
+	limiter, err := guard.NewLimiter(lc)
 	if err != nil {
 		return nil, fmt.Errorf("sshkeys: authenticator: %w", err)
 	}
 	a := &Authenticator{db: db, store: store, audit: rec, cfg: cfg, limiter: limiter}
-	a.lastUse, err = oauth.NewLastUseTracker(oauth.LastUseConfig{
+	a.lastUse, err = guard.NewLastUseTracker(guard.LastUseConfig{
 		Interval: cfg.LastUseInterval,
 		Logger:   cfg.Logger,
 		Flush: func(ctx context.Context, lastUse map[int64]time.Time) error {
@@ -199,7 +199,7 @@ func NewAuthenticator(db *models.DB, store *models.SSHKeyStore, rec *audit.Recor
 	if err != nil {
 		return nil, fmt.Errorf("sshkeys: authenticator: %w", err)
 	}
-	a.fails, err = oauth.NewFailureAggregator(oauth.FailureAggregatorConfig{
+	a.fails, err = guard.NewFailureAggregator(guard.FailureAggregatorConfig{
 		Interval: cfg.FailureInterval,
 		Flush:    a.flushFailures,
 		Name:     "refused sftp logins",
@@ -219,7 +219,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, account string, key ss
 	now := a.cfg.Now()
 	if ok, wait := a.limiter.Allow(account, remoteAddr, now); !ok {
 		a.countRefusal(ReasonRateLimited)
-		a.fails.Record(oauth.FailureKey{ClientID: account, Addr: hostOf(remoteAddr), Reason: ReasonRateLimited}, now)
+		a.fails.Record(guard.FailureKey{ClientID: account, Addr: hostOf(remoteAddr), Reason: ReasonRateLimited}, now)
 		hold(ctx, min(wait, a.cfg.BlockDelay))
 		return Login{}, fmt.Errorf("%w: %s", ErrRefused, ReasonRateLimited)
 	}
@@ -285,7 +285,7 @@ func (a *Authenticator) refuse(ctx context.Context, account, remoteAddr, reason 
 	if acc, err := a.store.AccountByName(ctx, account); err == nil {
 		agency = strconv.FormatInt(acc.AgencyID, 10)
 	}
-	a.fails.Record(oauth.FailureKey{Agency: agency, ClientID: account, Addr: hostOf(remoteAddr), Reason: reason}, now)
+	a.fails.Record(guard.FailureKey{Agency: agency, ClientID: account, Addr: hostOf(remoteAddr), Reason: reason}, now)
 }
 
 // LoginSucceeded records a completed login: the client signed with the key
@@ -341,7 +341,7 @@ func (a *Authenticator) StillUsable(ctx context.Context, keyIDs []int64) ([]bool
 // flushFailures writes one sftp.login_refused record per batch, in
 // order, and returns how many it wrote before a failure stopped it (the
 // aggregator keeps the rest).
-func (a *Authenticator) flushFailures(ctx context.Context, batch []oauth.FailureBatch) (int, error) {
+func (a *Authenticator) flushFailures(ctx context.Context, batch []guard.FailureBatch) (int, error) {
 	for i, b := range batch {
 		agencyID := models.PlatformAgencyID
 		if id, err := strconv.ParseInt(b.Agency, 10, 64); err == nil {
@@ -387,7 +387,7 @@ func (a *Authenticator) Flush(ctx context.Context) error {
 }
 
 // FailureStats returns the counters of the refusal aggregation.
-func (a *Authenticator) FailureStats() oauth.FailureStats { return a.fails.Stats() }
+func (a *Authenticator) FailureStats() guard.FailureStats { return a.fails.Stats() }
 
 // Close stops Run and writes what is pending, retrying refusal records
 // until ctx ends.

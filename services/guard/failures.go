@@ -1,4 +1,4 @@
-package oauth
+package guard
 
 import (
 	"cmp"
@@ -11,18 +11,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
-)
 
-// Reasons a token request is refused, for FailureKey.Reason.
-const (
-	ReasonMalformedRequest = "malformed_request"
-	ReasonUnsupportedGrant = "unsupported_grant_type"
-	ReasonUnknownClient    = "unknown_client"
-	ReasonInvalidSecret    = "invalid_secret"
-	ReasonRevoked          = "revoked"
-	ReasonExpired          = "expired"
-	ReasonInvalidScope     = "invalid_scope"
-	ReasonRateLimited      = "rate_limited"
+	"keyconsole/services/oauth"
 )
 
 const (
@@ -37,8 +27,8 @@ const (
 // '?', and "[REDACTED]" when the value looks like a client secret sent in
 // the wrong field.
 func AuditClientID(id string) string {
-	if LooksLikeClientSecret(id) {
-		return redacted
+	if oauth.LooksLikeClientSecret(id) {
+		return oauth.Redacted
 	}
 	return auditField(id, maxAuditClientIDLen)
 }

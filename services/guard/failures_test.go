@@ -1,4 +1,4 @@
-package oauth
+package guard
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"keyconsole/services/oauth"
 )
 
 // batchSink collects what a FailureAggregator flushes; with fail set it
@@ -20,6 +22,9 @@ type batchSink struct {
 	accept  int
 	flushed chan struct{}
 }
+
+// testID is a client_id of the shape the console generates.
+const testID = "ecd_stg_abcdefghijklmnopqrst"
 
 func newBatchSink() *batchSink { return &batchSink{flushed: make(chan struct{}, 1000)} }
 
@@ -71,14 +76,14 @@ func TestFailureAggregatorSummarises(t *testing.T) {
 	}
 	ctx := context.Background()
 	t0 := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
-	attack := FailureKey{Agency: "", ClientID: "ecd_prd_unknownunknownunkn", Addr: "203.0.113.9", Reason: ReasonUnknownClient}
+	attack := FailureKey{Agency: "", ClientID: "ecd_prd_unknownunknownunkn", Addr: "203.0.113.9", Reason: oauth.ReasonUnknownClient}
 	for i := range 10000 {
 		a.Record(attack, t0.Add(time.Duration(i)*time.Millisecond))
 	}
-	wrong := FailureKey{Agency: "cook-county", ClientID: testID, Addr: "198.51.100.4", Reason: ReasonInvalidSecret}
+	wrong := FailureKey{Agency: "cook-county", ClientID: testID, Addr: "198.51.100.4", Reason: oauth.ReasonInvalidSecret}
 	a.Record(wrong, t0.Add(time.Second))
 	a.Record(wrong, t0) // out of order: First must still be the earliest
-	a.Record(FailureKey{Agency: "cook-county", ClientID: testID, Addr: "198.51.100.4", Reason: ReasonRevoked}, t0)
+	a.Record(FailureKey{Agency: "cook-county", ClientID: testID, Addr: "198.51.100.4", Reason: oauth.ReasonRevoked}, t0)
 
 	if got := a.Pending(); got != 3 {
 		t.Fatalf("Pending() = %d, want 3", got)
@@ -92,7 +97,7 @@ func TestFailureAggregatorSummarises(t *testing.T) {
 	want := []FailureBatch{
 		{FailureKey: attack, Count: 10000, First: t0, Last: t0.Add(9999 * time.Millisecond)},
 		{FailureKey: wrong, Count: 2, First: t0, Last: t0.Add(time.Second)},
-		{FailureKey: FailureKey{Agency: "cook-county", ClientID: testID, Addr: "198.51.100.4", Reason: ReasonRevoked}, Count: 1, First: t0, Last: t0},
+		{FailureKey: FailureKey{Agency: "cook-county", ClientID: testID, Addr: "198.51.100.4", Reason: oauth.ReasonRevoked}, Count: 1, First: t0, Last: t0},
 	}
 	got := batches[0]
 	if len(got) != len(want) {
@@ -117,7 +122,7 @@ func TestFailureAggregatorIsBounded(t *testing.T) {
 	}
 	t0 := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
 	for i := range 5000 {
-		a.Record(FailureKey{ClientID: fmt.Sprintf("ecd_stg_%020d", i), Addr: fmt.Sprintf("10.0.%d.%d", i/256, i%256), Reason: ReasonUnknownClient}, t0)
+		a.Record(FailureKey{ClientID: fmt.Sprintf("ecd_stg_%020d", i), Addr: fmt.Sprintf("10.0.%d.%d", i/256, i%256), Reason: oauth.ReasonUnknownClient}, t0)
 	}
 	for i := range 500 {
 		a.Record(FailureKey{ClientID: "x", Addr: "10.9.9.9", Reason: fmt.Sprintf("reason-%d", i)}, t0)
@@ -151,7 +156,7 @@ func TestFailureAggregatorSanitises(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, err := GenerateClientSecret(EnvProduction)
+	secret, err := oauth.GenerateClientSecret(oauth.EnvProduction)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +175,7 @@ func TestFailureAggregatorSanitises(t *testing.T) {
 		if got := AuditClientID(tt.id); got != tt.wantID {
 			t.Errorf("%s: AuditClientID() = %q, want %q", tt.name, got, tt.wantID)
 		}
-		a.Record(FailureKey{ClientID: tt.id, Addr: "192.0.2.1\n", Reason: ReasonUnknownClient}, t0)
+		a.Record(FailureKey{ClientID: tt.id, Addr: "192.0.2.1\n", Reason: oauth.ReasonUnknownClient}, t0)
 	}
 	a.Flush(context.Background())
 	for _, b := range sink.all()[0] {
@@ -192,13 +197,13 @@ func TestFailureAggregatorRunAndClose(t *testing.T) {
 		a.Run(ctx)
 		close(done)
 	}()
-	a.Record(FailureKey{ClientID: "a", Reason: ReasonInvalidSecret}, time.Now())
+	a.Record(FailureKey{ClientID: "a", Reason: oauth.ReasonInvalidSecret}, time.Now())
 	select {
 	case <-sink.flushed:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no periodic flush within 5s")
 	}
-	a.Record(FailureKey{ClientID: "b", Reason: ReasonInvalidSecret}, time.Now())
+	a.Record(FailureKey{ClientID: "b", Reason: oauth.ReasonInvalidSecret}, time.Now())
 	if err := a.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +214,7 @@ func TestFailureAggregatorRunAndClose(t *testing.T) {
 	}
 	// A refusal answered after Close (a request finishing during the
 	// shutdown) is written at once.
-	a.Record(FailureKey{ClientID: "c", Reason: ReasonInvalidSecret}, time.Now())
+	a.Record(FailureKey{ClientID: "c", Reason: oauth.ReasonInvalidSecret}, time.Now())
 	if a.Pending() != 0 {
 		t.Fatal("Record after Close kept a key")
 	}
@@ -232,7 +237,7 @@ func TestFailureAggregatorWritesFirstRefusalAtOnce(t *testing.T) {
 	}
 	ctx := context.Background()
 	t0 := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
-	k := FailureKey{ClientID: "k", Addr: "192.0.2.1", Reason: ReasonInvalidSecret}
+	k := FailureKey{ClientID: "k", Addr: "192.0.2.1", Reason: oauth.ReasonInvalidSecret}
 	a.Record(k, t0)
 	if got := sink.all(); len(got) != 1 || len(got[0]) != 1 || got[0][0].Count != 1 || !got[0][0].First.Equal(t0) || got[0][0].ClientID != "k" {
 		t.Fatalf("after the first refusal the sink holds %+v, want one record of count 1", got)
@@ -243,8 +248,8 @@ func TestFailureAggregatorWritesFirstRefusalAtOnce(t *testing.T) {
 		t.Fatalf("repeats were written at once (%d writes) or are not pending (%d)", len(sink.all()), a.Pending())
 	}
 	// The cap of writes at once: the third new key of the interval waits.
-	a.Record(FailureKey{ClientID: "l", Reason: ReasonInvalidSecret}, t0)
-	a.Record(FailureKey{ClientID: "m", Reason: ReasonInvalidSecret}, t0)
+	a.Record(FailureKey{ClientID: "l", Reason: oauth.ReasonInvalidSecret}, t0)
+	a.Record(FailureKey{ClientID: "m", Reason: oauth.ReasonInvalidSecret}, t0)
 	if len(sink.all()) != 2 {
 		t.Fatalf("writes at once: %d, want 2 (the cap)", len(sink.all()))
 	}
@@ -276,7 +281,7 @@ func TestFailureAggregatorKeepsWhatFailsToBeWritten(t *testing.T) {
 	}
 	ctx := context.Background()
 	t0 := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
-	key := func(id string) FailureKey { return FailureKey{ClientID: id, Reason: ReasonUnknownClient} }
+	key := func(id string) FailureKey { return FailureKey{ClientID: id, Reason: oauth.ReasonUnknownClient} }
 	for _, id := range []string{"a", "a", "a", "b", "b", "c"} {
 		a.Record(key(id), t0)
 	}
@@ -336,7 +341,7 @@ func TestFailureAggregatorBoundedWhileTheDatabaseFails(t *testing.T) {
 	sink.setFail(true, 0)
 	for round := range 3 {
 		for i := range 10 {
-			a.Record(FailureKey{ClientID: fmt.Sprintf("id-%d", i), Reason: ReasonUnknownClient}, t0)
+			a.Record(FailureKey{ClientID: fmt.Sprintf("id-%d", i), Reason: oauth.ReasonUnknownClient}, t0)
 		}
 		if err := a.Flush(ctx); err == nil {
 			t.Fatalf("round %d: Flush() succeeded against a failing database", round)
@@ -372,7 +377,7 @@ func TestFailureAggregatorCloseRetriesThenCountsTheLoss(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a.Record(FailureKey{ClientID: "a", Reason: ReasonInvalidSecret}, t0)
+		a.Record(FailureKey{ClientID: "a", Reason: oauth.ReasonInvalidSecret}, t0)
 		sink.setFail(true, 0)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -400,7 +405,7 @@ func TestFailureAggregatorCloseRetriesThenCountsTheLoss(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 3 {
-			a.Record(FailureKey{ClientID: "a", Reason: ReasonInvalidSecret}, t0)
+			a.Record(FailureKey{ClientID: "a", Reason: oauth.ReasonInvalidSecret}, t0)
 		}
 		sink.setFail(true, 0)
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)

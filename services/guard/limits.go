@@ -1,4 +1,4 @@
-package oauth
+package guard
 
 import (
 	"container/list"
@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"keyconsole/services/oauth"
 )
 
 // Limiter guards the token endpoint with token buckets and a failure
@@ -173,7 +175,7 @@ func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
 // address bucket.
 func (l *Limiter) Allow(clientID, addr string, now time.Time) (ok bool, retryAfter time.Duration) {
 	ak := l.addrKey(addr)
-	clientID = truncate(clientID, maxClientIDLen)
+	clientID = truncate(clientID, oauth.MaxClientIDLen)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.evictIdle(now)
@@ -210,7 +212,7 @@ func (l *Limiter) Allow(clientID, addr string, now time.Time) (ok bool, retryAft
 // clientID at now; clientID may be "" when none was presented.
 func (l *Limiter) RecordFailure(clientID, addr string, now time.Time) {
 	ak := l.addrKey(addr)
-	clientID = truncate(clientID, maxClientIDLen)
+	clientID = truncate(clientID, oauth.MaxClientIDLen)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.evictIdle(now)
@@ -225,7 +227,7 @@ func (l *Limiter) RecordFailure(clientID, addr string, now time.Time) {
 // takes one token from the client's bucket.
 func (l *Limiter) RecordSuccess(clientID, addr string, now time.Time) {
 	ak := l.addrKey(addr)
-	clientID = truncate(clientID, maxClientIDLen)
+	clientID = truncate(clientID, oauth.MaxClientIDLen)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.evictIdle(now)
