@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
@@ -54,12 +53,12 @@ func credentialRow(base string, c apiclients.Credential) views.APICredentialRow 
 		ClientID:    c.ClientID,
 		Environment: c.Environment,
 		CreatedBy:   c.CreatedByName,
-		Created:     when(c.CreatedAt),
-		LastRotated: whenPtr(c.RotatedAt, "never"),
-		LastUsed:    whenPtr(c.LastUsedAt, "never"),
+		Created:     views.When(c.CreatedAt),
+		LastRotated: views.WhenPtr(c.RotatedAt, "never"),
+		LastUsed:    views.WhenPtr(c.LastUsedAt, "never"),
 		Expires:     "no expiry date",
 		Age:         c.Policy.AgeState,
-		DueAt:       day(c.Policy.DueAt),
+		DueAt:       views.Day(c.Policy.DueAt),
 		Status:      c.Status,
 		Path:        base + "/" + id,
 	}
@@ -67,7 +66,7 @@ func credentialRow(base string, c apiclients.Credential) views.APICredentialRow 
 		r.CreatedBy = "unknown"
 	}
 	if c.ExpiresAt != nil {
-		r.Expires = when(*c.ExpiresAt)
+		r.Expires = views.When(*c.ExpiresAt)
 	}
 	switch c.Policy.AgeState {
 	case policy.AgeOverdue:
@@ -79,56 +78,6 @@ func credentialRow(base string, c apiclients.Credential) views.APICredentialRow 
 	}
 	return r
 }
-
-// when is views.When written out for the years 0 to 9999, without
-// time.Format's reading of its layout: a list page shows a hundred and
-// fifty times.
-func when(t time.Time) string {
-	t = t.UTC()
-	y, m, d := t.Date()
-	if t.IsZero() || y < 0 || y > 9999 {
-		return views.When(t)
-	}
-	hh, mm, _ := t.Clock()
-	var b [20]byte
-	putDate(b[:10], y, int(m), d)
-	b[10], b[13] = ' ', ':'
-	put2(b[11:13], hh)
-	put2(b[14:16], mm)
-	copy(b[16:], " UTC")
-	return string(b[:])
-}
-
-// whenPtr is views.WhenPtr with when.
-func whenPtr(t *time.Time, none string) string {
-	if t == nil || t.IsZero() {
-		return none
-	}
-	return when(*t)
-}
-
-// day is views.Day written out like when.
-func day(t time.Time) string {
-	t = t.UTC()
-	y, m, d := t.Date()
-	if t.IsZero() || y < 0 || y > 9999 {
-		return views.Day(t)
-	}
-	var b [10]byte
-	putDate(b[:], y, int(m), d)
-	return string(b[:])
-}
-
-// putDate writes YYYY-MM-DD into b[:10].
-func putDate(b []byte, y, m, d int) {
-	put2(b[0:2], y/100)
-	put2(b[2:4], y%100)
-	b[4], b[7] = '-', '-'
-	put2(b[5:7], m)
-	put2(b[8:10], d)
-}
-
-func put2(b []byte, n int) { b[0], b[1] = byte('0'+n/10), byte('0'+n%10) }
 
 // credentialPageSize is how many credentials of one environment a list
 // page shows.
