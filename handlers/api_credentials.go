@@ -255,7 +255,7 @@ func (h *APICredentials) Show(c echo.Context) error {
 		return err
 	}
 	p := h.Page(c, cred.Name, "api")
-	d := views.APICredentialDetail{Row: h.row(r.scope, cred), Description: cred.Description, ShowHistory: p.CanReview(), TokenURL: h.TokenURL}
+	d := views.APICredentialDetail{Row: h.row(r.scope, cred), Description: cred.Description, ShowHistory: p.CanReview, TokenURL: h.TokenURL}
 	if d.ShowHistory {
 		evs, err := h.Svc.History(r.ctx, r.agency(), cred.ID, historyLimit)
 		if err != nil {

@@ -84,6 +84,8 @@ func (h *Handler) Page(c echo.Context, title, nav string) views.Page {
 	if s, ok := ScopeOf(c); ok {
 		p.Agency = &views.AgencyRef{Slug: s.Agency.Slug, Name: s.Agency.Name}
 		p.Role = s.Role
+		p.CanAct = models.RoleRank(s.Role) >= models.RoleRank(models.RoleAdmin)
+		p.CanReview = models.RoleRank(s.Role) >= models.RoleRank(models.RoleReviewer)
 	}
 	if list, err := h.visibleAgencies(c, pr); err == nil {
 		p.Agencies = list

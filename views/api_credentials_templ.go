@@ -191,7 +191,7 @@ func APICredentials(p Page, d APICredentialList) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if p.CanAct() {
+			if p.CanAct {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "<p><a class=\"usa-button\" id=\"new-api-credential\" href=\"")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
@@ -341,7 +341,7 @@ func apiCredentialTable(p Page, env, caption string, rows []APICredentialRow, pg
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if p.CanAct() {
+			if p.CanAct {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "<th scope=\"col\"><span class=\"usa-sr-only\">Actions</span></th>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
@@ -466,7 +466,7 @@ func apiCredentialTable(p Page, env, caption string, rows []APICredentialRow, pg
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				if p.CanAct() {
+				if p.CanAct {
 					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 31, "<td class=\"kc-actions\">")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
@@ -1657,7 +1657,7 @@ func APICredentialShow(p Page, d APICredentialDetail) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if p.CanAct() && d.Row.Status != "revoked" {
+			if p.CanAct && d.Row.Status != "revoked" {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 125, "<div class=\"kc-actions\">")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err

@@ -975,7 +975,7 @@ func hygieneSections(p Page, v HygieneView) templ.Component {
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
-					if p.CanAct() && r.RotatePath != "" {
+					if p.CanAct && r.RotatePath != "" {
 						templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 77, "<a class=\"usa-button usa-button--outline kc-rotate\" href=\"")
 						if templ_7745c5c3_Err != nil {
 							return templ_7745c5c3_Err
@@ -1020,7 +1020,7 @@ func hygieneSections(p Page, v HygieneView) templ.Component {
 							return templ_7745c5c3_Err
 						}
 					}
-					if p.CanAct() && r.Revocable {
+					if p.CanAct && r.Revocable {
 						templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 81, "<a class=\"usa-button usa-button--unstyled kc-revoke\" href=\"")
 						if templ_7745c5c3_Err != nil {
 							return templ_7745c5c3_Err

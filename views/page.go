@@ -28,6 +28,11 @@ type Page struct {
 	Flash      *Flash
 	Nav        string
 	RequestID  string
+	// CanAct: the user may change things here (admins); CanReview: the user
+	// may read audit records and reports (reviewers and admins). The handler
+	// sets both from the role's rank.
+	CanAct    bool
+	CanReview bool
 }
 
 // AgencyPath returns a path inside the current agency.
@@ -37,12 +42,6 @@ func (p Page) AgencyPath(rest string) string {
 	}
 	return "/a/" + p.Agency.Slug + rest
 }
-
-// CanAct reports whether the page's user may change things (admins only).
-func (p Page) CanAct() bool { return p.Role == "admin" }
-
-// CanReview reports whether the user may read audit records and reports.
-func (p Page) CanReview() bool { return p.Role == "admin" || p.Role == "reviewer" }
 
 // NavItem is one entry of the agency navigation.
 type NavItem struct {
@@ -57,7 +56,7 @@ func (p Page) AgencyNav() []NavItem {
 		{"ssh", "SSH keys", p.AgencyPath("/ssh-keys")},
 		{"webhooks", "Webhooks", p.AgencyPath("/webhooks")},
 	}
-	if p.CanReview() {
+	if p.CanReview {
 		items = append(items, NavItem{"audit", "Audit", p.AgencyPath("/audit")}, NavItem{"reports", "Reports", p.AgencyPath("/reports")})
 	}
 	items = append(items, NavItem{"hygiene", "Hygiene", p.AgencyPath("/hygiene")}, NavItem{"policy", "Policy", p.AgencyPath("/policy")})

@@ -146,7 +146,7 @@ func hygieneNavItems(p Page) []NavItem {
 		{"hygiene", "Hygiene review", p.AgencyPath("/hygiene")},
 		{"idp", "IdP client secrets", p.AgencyPath("/policy/idp-secrets")},
 	}
-	if p.CanAct() {
+	if p.CanAct {
 		items = append(items, NavItem{"personnel", "Personnel change", p.AgencyPath("/personnel")})
 	}
 	return append(items, NavItem{"runbooks", "Runbooks", p.AgencyPath("/runbooks")})
@@ -312,7 +312,7 @@ func PolicyPage(p Page, v PolicyView) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if p.CanAct() {
+			if p.CanAct {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 25, "<h2 id=\"presets-heading\">Apply a preset</h2><p>A preset sets the maximum age of every secret type in one step; the other values stay as they are.</p><ul class=\"usa-card-group\">")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
@@ -1015,7 +1015,7 @@ func IdPSecretsPage(p Page, v IdPSecretsView) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if p.CanAct() {
+			if p.CanAct {
 				for _, r := range v.Rows {
 					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 84, "<h2 id=\"")
 					if templ_7745c5c3_Err != nil {

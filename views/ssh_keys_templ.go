@@ -256,7 +256,7 @@ func SSHKeys(p Page, d SSHKeysData) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				if p.CanAct() {
+				if p.CanAct {
 					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "<p><a class=\"usa-button\" id=\"")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
@@ -337,7 +337,7 @@ func SSHKeys(p Page, d SSHKeysData) templ.Component {
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
-					if p.CanAct() {
+					if p.CanAct {
 						templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 20, "<th scope=\"col\"><span class=\"usa-sr-only\">Actions</span></th>")
 						if templ_7745c5c3_Err != nil {
 							return templ_7745c5c3_Err
@@ -543,7 +543,7 @@ func SSHKeys(p Page, d SSHKeysData) templ.Component {
 						if templ_7745c5c3_Err != nil {
 							return templ_7745c5c3_Err
 						}
-						if p.CanAct() {
+						if p.CanAct {
 							templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 41, "<td>")
 							if templ_7745c5c3_Err != nil {
 								return templ_7745c5c3_Err
@@ -604,7 +604,7 @@ func SSHKeys(p Page, d SSHKeysData) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if p.CanAct() && len(d.NewEnvs) > 0 {
+			if p.CanAct && len(d.NewEnvs) > 0 {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 50, "<section class=\"margin-top-5\" aria-labelledby=\"new-account\"><h2 id=\"new-account\">Create an SFTP account</h2><p>An agency has one SFTP account per environment. Its user name is <code>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err

@@ -361,7 +361,7 @@ func WebhookList(p Page, d WebhookListData) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if p.CanAct() {
+			if p.CanAct {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 21, "<p><a class=\"usa-button\" id=\"new-webhook\" href=\"")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
@@ -1728,7 +1728,7 @@ func WebhookShow(p Page, d WebhookDetail) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if p.CanAct() {
+			if p.CanAct {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 145, "<div class=\"usa-button-group kc-actions\"><a class=\"usa-button usa-button--outline\" id=\"edit-webhook\" href=\"")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
@@ -1954,7 +1954,7 @@ func WebhookShow(p Page, d WebhookDetail) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			if p.CanAct() {
+			if p.CanAct {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 169, "<div class=\"usa-button-group kc-actions\"><a class=\"usa-button\" id=\"set-secret\" href=\"")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
